@@ -1,0 +1,84 @@
+"""Typed request and response models of the decision API (the contract channel apps code against)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from features.schema import CHANNELS, ID_TYPES
+
+MAX_LIMIT = 20
+OUTCOMES = ("impression", "open", "click", "conversion", "dismiss", "opt_out")
+
+
+class _Strict(BaseModel):
+    # Unknown fields are a client bug worth surfacing, not something to ignore.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Customer(_Strict):
+    id_type: str = Field(description=f"one of {', '.join(ID_TYPES)}")
+    id: str = Field(min_length=1, max_length=256)
+
+    @field_validator("id_type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in ID_TYPES:
+            raise ValueError(f"unknown id_type {value!r}; expected one of {list(ID_TYPES)}")
+        return value
+
+
+def check_channel(value: str | None) -> str | None:
+    if value is not None and value not in CHANNELS:
+        raise ValueError(f"unknown channel {value!r}; expected one of {list(CHANNELS)}")
+    return value
+
+
+class DecideRequest(_Strict):
+    customer: Customer
+    channel: str | None = Field(default=None, description="channel asking; omit to choose across channels")
+    placement: str | None = Field(default=None, max_length=128)
+    context: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    limit: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str | None) -> str | None:
+        return check_channel(value)
+
+
+class ActionDecision(BaseModel):
+    action_id: str
+    channel: str
+    score: float = Field(description="arbitration priority P x C x V x L")
+    propensity: float
+    value: float
+    reasons: list[str]
+    payload: dict
+
+
+class Decision(BaseModel):
+    decision_id: str
+    person_id: str | None
+    actions: list[ActionDecision]
+    model_versions: dict[str, str]
+    experiment_arm: str
+    degraded: bool
+    cold_start: bool
+
+
+class FeedbackRequest(_Strict):
+    decision_id: str = Field(min_length=1, max_length=64)
+    action_id: str = Field(min_length=1, max_length=128)
+    outcome: Literal["impression", "open", "click", "conversion", "dismiss", "opt_out"]
+    value: float | None = Field(default=None, ge=0)
+    ts: datetime | None = None
+
+
+class FeedbackAck(BaseModel):
+    decision_id: str
+    action_id: str
+    outcome: str
+    duplicate: bool
