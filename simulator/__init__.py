@@ -1,0 +1,15 @@
+"""The synthetic omnichannel world: persons with latent traits, their identifiers, events and ground truth.
+
+Imports numpy and pandas only; the product never reads the truth frames.
+"""
+
+from simulator.campaigns import conversion_probability
+from simulator.catalog import ACTIONS, CATEGORIES, CHANNELS, CONSENT_CHANNELS, actions_on
+from simulator.config import WorldConfig
+from simulator.population import Population
+from simulator.world import TRUTH_FRAMES, World, simulate, write_world
+
+__all__ = [
+    "ACTIONS", "CATEGORIES", "CHANNELS", "CONSENT_CHANNELS", "Population", "TRUTH_FRAMES", "World", "WorldConfig",
+    "actions_on", "conversion_probability", "simulate", "write_world",
+]
