@@ -1,0 +1,25 @@
+"""Versioned feature services: the input contract of each model family."""
+
+from feast import FeatureService
+from views import person_category_affinity, person_channel_engagement, person_consent, person_rfm
+
+churn_v1 = FeatureService(
+    name="churn_v1",
+    features=[person_rfm, person_channel_engagement, person_category_affinity],
+    description="Churn model inputs: value, engagement and interests.",
+    tags={"owner": "data-science@nba", "model": "churn"},
+)
+
+propensity_v1 = FeatureService(
+    name="propensity_v1",
+    features=[person_rfm, person_channel_engagement, person_category_affinity, person_consent],
+    description="Action propensity inputs: churn inputs plus channel consent.",
+    tags={"owner": "data-science@nba", "model": "propensity"},
+)
+
+decision_v1 = FeatureService(
+    name="decision_v1",
+    features=[person_rfm, person_channel_engagement, person_category_affinity, person_consent],
+    description="Everything the decision engine reads online for one person.",
+    tags={"owner": "decisioning@nba", "model": "serving"},
+)

@@ -1,0 +1,139 @@
+"""Feature snapshots: point in time (later events change nothing) and hand-checked values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.engineering import (
+    VIEW_FEATURES,
+    VIEW_NAMES,
+    build_feature_snapshots,
+    snapshot_dates,
+    write_feature_tables,
+)
+from features.schema import CATEGORIES, CHANNELS, CONSENT_CHANNELS, LAKE_COLUMNS
+
+START = pd.Timestamp("2026-01-01", tz="UTC")
+
+
+def day(n: float) -> pd.Timestamp:
+    return START + pd.Timedelta(days=n)
+
+
+def ev(person, d, channel, event_type, **props):
+    row = {col: None for col in LAKE_COLUMNS}
+    row.update(event_id=f"{person}-{d}-{event_type}-{channel}", ts=day(d), channel=channel,
+               event_type=event_type, identifiers="{}", person_id=person, **props)
+    return row
+
+
+def frame(rows) -> pd.DataFrame:
+    out = pd.DataFrame(rows)
+    out["amount"] = out["amount"].astype(float)
+    out["granted"] = out["granted"].astype("boolean")
+    return out
+
+
+ROWS = [
+    ev("PA", 0, "web", "page_view"),
+    ev("PA", 1, "sms", "consent", consent_channel="sms", purpose="marketing", granted=True),
+    ev("PA", 2, "email", "consent", consent_channel="email", purpose="marketing", granted=True),
+    ev("PA", 5, "web", "product_view", item_id="i1", category="shoes"),
+    ev("PA", 10, "pos", "order", order_id="o1", item_id="i1", category="shoes", amount=100.0),
+    ev("PA", 40, "pos", "order", order_id="o2", item_id="i2", category="beauty", amount=50.0),
+    ev("PA", 45, "sms", "touch", touch_id="t1", action_id="discount_10"),
+    ev("PA", 46, "sms", "click", touch_id="t1", action_id="discount_10"),
+    ev("PA", 47, "sms", "conversion", touch_id="t1", action_id="discount_10", amount=20.0),
+    ev("PA", 55, "sms", "consent", consent_channel="sms", purpose="marketing", granted=False),
+    ev("PA", 150, "pos", "order", order_id="o3", item_id="i1", category="shoes", amount=30.0),
+    ev("PB", 100, "app", "page_view"),
+]
+EVENTS = frame(ROWS)
+
+
+def _row(frames, view, person, as_of_day):
+    f = frames[view]
+    hit = f[(f["person_id"] == person) & (f["event_timestamp"] == day(as_of_day))]
+    assert len(hit) == 1
+    return hit.iloc[0]
+
+
+def test_hand_checked_values_at_day_60():
+    frames = build_feature_snapshots(EVENTS, [day(60)])
+    assert set(frames) == set(VIEW_NAMES)
+    assert frames["person_rfm"]["person_id"].tolist() == ["PA"]  # PB first seen on day 100
+    rfm = _row(frames, "person_rfm", "PA", 60)
+    assert rfm["recency_days"] == 20.0 and rfm["frequency_30d"] == 1 and rfm["frequency_90d"] == 2
+    assert rfm["monetary_30d"] == 50.0 and rfm["monetary_90d"] == 150.0 and rfm["avg_order_value"] == 75.0
+    assert rfm["orders_total"] == 2 and rfm["tenure_days"] == 60.0 and rfm["days_since_last_visit"] == 20.0
+    assert rfm["lifecycle_stage"] == 1  # active
+
+    eng = _row(frames, "person_channel_engagement", "PA", 60)
+    assert eng["sms_events_30d"] == 4 and eng["pos_events_30d"] == 1 and eng["email_events_30d"] == 0
+    assert eng["sms_clicks_90d"] == 1 and eng["sms_conversions_90d"] == 1 and eng["email_clicks_90d"] == 0
+    assert eng["touches_30d"] == 1 and eng["click_rate_90d"] == 1.0
+
+    aff = _row(frames, "person_category_affinity", "PA", 60)
+    assert aff["affinity_shoes"] == pytest.approx(2 / 3) and aff["affinity_beauty"] == pytest.approx(1 / 3)
+    assert aff["affinity_books"] == 0.0 and aff["top_category"] == CATEGORIES.index("shoes")
+
+    consent = _row(frames, "person_consent", "PA", 60)
+    assert consent["consent_sms"] == 0 and consent["consent_email"] == 1 and consent["consent_app"] == 0
+
+
+@pytest.mark.parametrize(("person", "as_of", "stage", "recency"), [
+    ("PA", 20, 0, 10.0),     # new: first seen 20 days ago (even though it ordered)
+    ("PA", 60, 1, 20.0),     # active: ordered 20 days ago
+    ("PA", 120, 2, 80.0),    # at risk: last order 80 days ago
+    ("PA", 145, 3, 105.0),   # lapsed: last order > 90 days ago
+    ("PA", 160, 4, 10.0),    # reactivated: order 10 days ago after a 110-day gap
+    ("PA", 200, 2, 50.0),    # reactivation wears off
+    ("PB", 120, 0, 999.0),   # new, never ordered
+    ("PB", 160, 3, 999.0),   # never ordered, no longer new: lapsed
+])
+def test_lifecycle_and_recency(person, as_of, stage, recency):
+    frames = build_feature_snapshots(EVENTS, [day(as_of)])
+    rfm = _row(frames, "person_rfm", person, as_of)
+    assert rfm["lifecycle_stage"] == stage and rfm["recency_days"] == recency
+
+
+def test_events_after_as_of_change_nothing():
+    dates = [day(30), day(60), day(90)]
+    before = build_feature_snapshots(EVENTS, dates)
+    later = [ev("PA", 90.5, "pos", "order", order_id="o9", category="books", amount=999.0),
+             ev("PA", 91, "sms", "consent", consent_channel="sms", purpose="marketing", granted=True),
+             ev("PC", 95, "web", "page_view"),
+             ev("PA", 120, "email", "click", touch_id="t2", action_id="new_arrivals")]
+    after = build_feature_snapshots(frame(ROWS + later), dates)
+    for view in VIEW_NAMES:
+        pd.testing.assert_frame_equal(before[view], after[view])
+    # ... while the same event before as_of does change it
+    earlier = build_feature_snapshots(frame([*ROWS, ev("PA", 89, "pos", "order", category="books",
+                                                      amount=999.0)]), dates)
+    assert not before["person_rfm"].equals(earlier["person_rfm"])
+
+
+def test_columns_dtypes_and_unique_names(tmp_path):
+    frames = build_feature_snapshots(EVENTS, snapshot_dates(day(0), day(160), every_days=30))
+    names = [n for view in VIEW_NAMES for n in VIEW_FEATURES[view]]
+    assert len(names) == len(set(names))
+    assert len(VIEW_FEATURES["person_channel_engagement"]) == len(CHANNELS) + 2 * len(CONSENT_CHANNELS) + 2
+    for view, f in frames.items():
+        assert list(f.columns) == ["person_id", "event_timestamp", *VIEW_FEATURES[view]]
+        assert str(f["event_timestamp"].dtype) == "datetime64[ns, UTC]"
+        for name, kind in VIEW_FEATURES[view].items():
+            assert f[name].dtype == (np.int64 if kind == "int" else np.float64), name
+    counts = frames["person_rfm"].groupby("event_timestamp").size()
+    assert counts.tolist() == [1, 1, 1, 1, 2, 2, 2]  # PB appears from day 100
+    paths = write_feature_tables(frames, tmp_path)
+    pd.testing.assert_frame_equal(pd.read_parquet(paths["person_consent"]), frames["person_consent"])
+
+
+def test_snapshot_dates_include_end():
+    dates = snapshot_dates("2026-01-01", "2026-01-20", every_days=7)
+    assert dates == [pd.Timestamp(f"2026-01-{d:02d}", tz="UTC") for d in (1, 8, 15, 20)]
+    assert snapshot_dates("2026-01-01", "2026-01-15")[-1] == pd.Timestamp("2026-01-15", tz="UTC")
+    with pytest.raises(ValueError, match="every_days"):
+        snapshot_dates("2026-01-01", "2026-01-15", every_days=0)
