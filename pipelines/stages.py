@@ -87,9 +87,8 @@ def feast_materialize(settings: Settings, echo=print) -> None:
 
 def train(settings: Settings, which: str = "all", seed: int = 0, echo=print) -> list:
     from features.identity import load_resolved_events
-    from training.registry import configure_mlflow
-
     from training import TRAINERS, train_all
+    from training.registry import configure_mlflow
 
     configure_mlflow(settings)
     events = load_resolved_events(settings.lake_dir, settings.identity_dir)

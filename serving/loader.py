@@ -6,11 +6,11 @@ import logging
 from dataclasses import dataclass
 
 import mlflow
-from features.identity import IdentityIndex, read_identity_map
-from features.store import online_features, open_store
 from mlflow import MlflowClient
 
 from config import Settings
+from features.identity import IdentityIndex, read_identity_map
+from features.store import online_features, open_store
 from serving.catalog import load_catalog
 from serving.decision_log import DecisionLog
 from serving.engine import DecisionEngine, ModelSet

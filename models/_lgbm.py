@@ -1,0 +1,213 @@
+"""Shared LightGBM binary learner behind the churn and propensity classifiers.
+
+Why one base: both models take a feature frame with a few string columns (lifecycle stage, top category,
+action, channel) and numbers, and both must reproduce the exact same encoding at serving time. The
+category codes learned at fit are stored in the model (and in its saved files), so a category's code
+never depends on the rows of a later request; unseen categories become missing values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+BOOSTER_FILE = "booster.txt"
+META_FILE = "meta.json"
+
+
+class NotFittedError(RuntimeError):
+    """Raised when predict is called before fit."""
+
+
+def check_fitted(model, attribute: str) -> None:
+    if getattr(model, attribute, None) is None:
+        raise NotFittedError(f"{type(model).__name__} is not fitted yet: call fit() first")
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
+
+
+class LGBMBinaryBase:
+    """Gradient-boosted binary classifier on a pandas frame (categoricals by stored codes).
+
+    Subclasses set ``_forced_categoricals``: columns that must exist and are always categorical.
+    """
+
+    _forced_categoricals: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 200,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 20,
+        feature_fraction: float = 0.9,
+        reg_lambda: float = 1.0,
+        n_jobs: int = 2,
+        seed: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.feature_fraction = feature_fraction
+        self.reg_lambda = reg_lambda
+        self.n_jobs = n_jobs
+        self.seed = seed
+
+    # -- parameters -------------------------------------------------------------------------------
+    def get_params(self) -> dict:
+        return {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "reg_lambda": self.reg_lambda,
+            "n_jobs": self.n_jobs,
+            "seed": self.seed,
+        }
+
+    def _check_params(self) -> None:
+        if int(self.n_estimators) < 1:
+            raise ValueError(f"n_estimators must be >= 1, got {self.n_estimators!r}")
+        if not 0 < float(self.learning_rate) <= 1:
+            raise ValueError(f"learning_rate must be in (0, 1], got {self.learning_rate!r}")
+        if int(self.num_leaves) < 2:
+            raise ValueError(f"num_leaves must be >= 2, got {self.num_leaves!r}")
+        if not 0 < float(self.feature_fraction) <= 1:
+            raise ValueError(f"feature_fraction must be in (0, 1], got {self.feature_fraction!r}")
+
+    def _lgb_params(self) -> dict:
+        return {
+            "objective": "binary",
+            "learning_rate": float(self.learning_rate),
+            "num_leaves": int(self.num_leaves),
+            "min_child_samples": int(self.min_child_samples),
+            "feature_fraction": float(self.feature_fraction),
+            "lambda_l2": float(self.reg_lambda),
+            "num_threads": int(self.n_jobs),
+            "seed": int(self.seed),
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+
+    # -- encoding ---------------------------------------------------------------------------------
+    def _encode(self, X: pd.DataFrame) -> np.ndarray:
+        """Frame -> float matrix in ``feature_names_`` order; categories -> stored codes, unseen -> NaN.
+
+        Hot path of serving (a few rows per request): numbers are copied in one block, categories go
+        through a dict lookup, no per-column pandas machinery.
+        """
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
+        missing = [c for c in self.feature_names_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"X is missing feature columns {missing}")
+        out = np.empty((len(X), len(self.feature_names_)), dtype=np.float64)
+        numeric = [j for j, n in enumerate(self.feature_names_) if n not in self.categories_]
+        if numeric:
+            block = X[[self.feature_names_[j] for j in numeric]]
+            try:
+                out[:, numeric] = block.to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                out[:, numeric] = block.apply(pd.to_numeric, errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan)
+        lookups = self._code_lookup()
+        for j, name in enumerate(self.feature_names_):
+            if name in lookups:
+                index = lookups[name]
+                out[:, j] = [index.get(v if isinstance(v, str) else str(v), np.nan) for v in X[name].tolist()]
+        return out
+
+    def _code_lookup(self) -> dict[str, dict[str, float]]:
+        lookup = getattr(self, "_lookup", None)
+        if lookup is None or lookup[0] is not self.categories_:
+            tables = {n: {c: float(i) for i, c in enumerate(cats)} for n, cats in self.categories_.items()}
+            lookup = self._lookup = (self.categories_, tables)
+        return lookup[1]
+
+    # -- sklearn contract -------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: Sequence[int] | np.ndarray) -> LGBMBinaryBase:
+        """Learn from features ``X`` (n_rows, n_features) and binary labels ``y`` (n_rows,)."""
+        self._check_params()
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
+        y = np.asarray(y, dtype=np.float64).ravel()
+        if len(y) != len(X):
+            raise ValueError(f"y has {len(y)} rows but X has {len(X)}")
+        if not np.isin(y, (0.0, 1.0)).all():
+            raise ValueError("y must hold only 0/1 labels")
+        if len(np.unique(y)) < 2:
+            raise ValueError("y must contain both classes to fit a binary classifier")
+        missing = [c for c in self._forced_categoricals if c not in X.columns]
+        if missing:
+            raise ValueError(f"X is missing required columns {missing}")
+        self.feature_names_ = [str(c) for c in X.columns]
+        self.categories_ = {}
+        for name in self.feature_names_:
+            if name in self._forced_categoricals or _is_categorical(X[name]):
+                values = X[name].dropna().astype(str).unique()
+                self.categories_[name] = sorted(values.tolist())
+        matrix = self._encode(X)
+        categorical = [j for j, n in enumerate(self.feature_names_) if n in self.categories_]
+        dataset = lgb.Dataset(
+            matrix, label=y, feature_name=self.feature_names_, categorical_feature=categorical,
+            free_raw_data=True, params={"verbose": -1},
+        )
+        self.booster_ = lgb.train(self._lgb_params(), dataset, num_boost_round=int(self.n_estimators))
+        self.n_features_in_ = len(self.feature_names_)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Probability of the positive class, shape (n_rows,)."""
+        check_fitted(self, "booster_")
+        if len(X) == 0:
+            return np.zeros(0, dtype=np.float64)
+        return np.asarray(self.booster_.predict(self._encode(X)), dtype=np.float64)
+
+    def predict(self, X: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
+        return (self.predict_proba(X) >= threshold).astype(np.int64)
+
+    def feature_importance(self) -> dict[str, float]:
+        """Total gain per feature: what the model leans on (for reports and explain)."""
+        check_fitted(self, "booster_")
+        gains = self.booster_.feature_importance(importance_type="gain")
+        return {n: float(g) for n, g in zip(self.feature_names_, gains, strict=True)}
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the booster as LightGBM text plus a JSON of params, features and category codes."""
+        check_fitted(self, "booster_")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / BOOSTER_FILE).write_text(self.booster_.model_to_string())
+        meta = {
+            "class": type(self).__name__,
+            "params": self.get_params(),
+            "feature_names": self.feature_names_,
+            "categories": self.categories_,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LGBMBinaryBase:
+        directory = Path(directory)
+        meta = json.loads((directory / META_FILE).read_text())
+        if meta.get("class") != cls.__name__:
+            raise ValueError(f"{directory} holds a {meta.get('class')!r}, not a {cls.__name__}")
+        model = cls(**meta["params"])
+        model.feature_names_ = list(meta["feature_names"])
+        model.categories_ = {k: list(v) for k, v in meta["categories"].items()}
+        model.booster_ = lgb.Booster(model_str=(directory / BOOSTER_FILE).read_text())
+        model.n_features_in_ = len(model.feature_names_)
+        return model

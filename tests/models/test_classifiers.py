@@ -1,0 +1,112 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from models import ChurnClassifier, NotFittedError, PropensityClassifier
+
+
+def _person_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    recency = rng.exponential(20, n)
+    freq = rng.poisson(3, n).astype(float)
+    stage = rng.choice(["new", "active", "lapsing"], n)
+    logit = 0.08 * recency - 0.6 * freq + np.where(stage == "lapsing", 1.5, 0.0)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame = pd.DataFrame({"recency_days": recency, "frequency_30d": freq, "lifecycle_stage": stage,
+                          "noise": rng.normal(size=n)})
+    return frame, y
+
+
+def test_churn_beats_chance_on_separable_data():
+    X, y = _person_frame(3000, seed=1)
+    model = ChurnClassifier(n_estimators=60, seed=0).fit(X.iloc[:2000], y[:2000])
+    proba = model.predict_proba(X.iloc[2000:])
+    assert proba.shape == (1000,)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    assert roc_auc_score(y[2000:], proba) > 0.75
+    assert model.feature_names_ == ["recency_days", "frequency_30d", "lifecycle_stage", "noise"]
+    assert model.categories_ == {"lifecycle_stage": ["active", "lapsing", "new"]}
+
+
+def test_churn_reads_columns_by_name_and_is_deterministic():
+    X, y = _person_frame(800, seed=2)
+    a = ChurnClassifier(n_estimators=20, seed=3).fit(X, y)
+    b = ChurnClassifier(n_estimators=20, seed=3).fit(X, y)
+    shuffled = X[list(reversed(X.columns))].assign(extra=1.0)
+    np.testing.assert_array_equal(a.predict_proba(X), a.predict_proba(shuffled))
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_constructor_stores_params_unchanged_and_predict_checks_fitted():
+    model = ChurnClassifier(n_estimators=7, learning_rate=0.3)
+    assert model.get_params()["n_estimators"] == 7 and model.learning_rate == 0.3
+    with pytest.raises(NotFittedError, match="fit"):
+        model.predict_proba(pd.DataFrame({"a": [1.0]}))
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [
+        (pd.DataFrame({"a": [1.0, 2.0]}), [0, 0], "both classes"),
+        (pd.DataFrame({"a": [1.0, 2.0]}), [0, 2], "0/1"),
+        (pd.DataFrame({"a": [1.0, 2.0]}), [0, 1, 1], "rows"),
+        (np.zeros((2, 1)), [0, 1], "DataFrame"),
+    ],
+)
+def test_churn_rejects_bad_input(X, y, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        ChurnClassifier(n_estimators=2).fit(X, y)
+
+
+def test_churn_missing_feature_is_named():
+    X, y = _person_frame(300, seed=4)
+    model = ChurnClassifier(n_estimators=5).fit(X, y)
+    with pytest.raises(ValueError, match="recency_days"):
+        model.predict_proba(X.drop(columns=["recency_days"]))
+
+
+def _touch_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    actions = rng.choice(["discount_10", "new_arrivals", "vip_event"], n)
+    channels = rng.choice(["sms", "email", "app"], n)
+    affinity = rng.random(n)
+    base = {"discount_10": 0.25, "new_arrivals": 0.05, "vip_event": 0.02}
+    chan = {"sms": 0.0, "email": -0.02, "app": 0.1}
+    p = np.array([base[a] for a in actions]) + np.array([chan[c] for c in channels]) + 0.3 * affinity
+    y = (rng.random(n) < np.clip(p, 0, 1)).astype(int)
+    return pd.DataFrame({"action_id": actions, "channel": channels, "affinity_apparel": affinity}), y
+
+
+def test_propensity_beats_chance_and_handles_unseen_categories():
+    X, y = _touch_frame(6000, seed=5)
+    model = PropensityClassifier(n_estimators=80, seed=0).fit(X.iloc[:4000], y[:4000])
+    proba = model.predict_proba(X.iloc[4000:])
+    assert roc_auc_score(y[4000:], proba) > 0.65
+    assert model.categories_["action_id"] == ["discount_10", "new_arrivals", "vip_event"]
+    novel = pd.DataFrame({"action_id": ["brand_new_action"], "channel": ["pos"], "affinity_apparel": [0.5]})
+    p = model.predict_proba(novel)
+    assert p.shape == (1,) and 0 < p[0] < 1
+
+
+def test_propensity_codes_do_not_depend_on_batch():
+    X, y = _touch_frame(2000, seed=6)
+    model = PropensityClassifier(n_estimators=30).fit(X, y)
+    batch = model.predict_proba(X.iloc[:50])
+    one_by_one = np.array([model.predict_proba(X.iloc[[i]])[0] for i in range(50)])
+    np.testing.assert_allclose(batch, one_by_one)
+
+
+def test_propensity_requires_action_and_channel():
+    X, y = _touch_frame(200, seed=7)
+    with pytest.raises(ValueError, match="channel"):
+        PropensityClassifier(n_estimators=2).fit(X.drop(columns=["channel"]), y)
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    X, y = _touch_frame(1500, seed=8)
+    model = PropensityClassifier(n_estimators=25).fit(X, y)
+    loaded = PropensityClassifier.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(model.predict_proba(X), loaded.predict_proba(X))
+    with pytest.raises(ValueError, match="PropensityClassifier"):
+        ChurnClassifier.load(tmp_path / "m")
