@@ -30,10 +30,11 @@ VIEW_NAMES: tuple[str, ...] = (
 RFM_FEATURES: dict[str, str] = {
     "recency_days": "float", "frequency_30d": "int", "frequency_90d": "int", "monetary_30d": "float",
     "monetary_90d": "float", "avg_order_value": "float", "orders_total": "int", "tenure_days": "float",
-    "days_since_last_visit": "float", "lifecycle_stage": "int",
+    "days_since_last_visit": "float", "lifecycle_stage": "int", "orders_per_30d": "float",
 }
 ENGAGEMENT_FEATURES: dict[str, str] = {
     **{f"{c}_events_30d": "int" for c in CHANNELS},
+    "events_30d": "int",
     **{f"{c}_clicks_90d": "int" for c in OUTBOUND_CHANNELS},
     **{f"{c}_conversions_90d": "int" for c in OUTBOUND_CHANNELS},
     "touches_30d": "int", "click_rate_90d": "float",
@@ -162,6 +163,8 @@ def _rfm(ev: _Events, as_of: int, upto: np.ndarray) -> dict[str, np.ndarray]:
         "tenure_days": tenure,
         "days_since_last_visit": _days_since(as_of, _last_ts(ev, visits, n)),
         "lifecycle_stage": stage,
+        # the order rate over the whole tenure: with recency, what tells a slow buyer from a lost one
+        "orders_per_30d": total * 30.0 / np.maximum(tenure, 1.0),
     }
 
 
@@ -179,6 +182,7 @@ def _engagement(ev: _Events, as_of: int, upto: np.ndarray) -> dict[str, np.ndarr
     per_channel = _matrix(ev, in30, ev.channel, len(CHANNELS))
     for i, c in enumerate(CHANNELS):
         out[f"{c}_events_30d"] = per_channel[:, i]
+    out["events_30d"] = per_channel.sum(axis=1)
     clicks = _matrix(ev, in90 & (ev.event_type == "click"), ev.outbound, len(OUTBOUND_CHANNELS))
     conversions = _matrix(ev, in90 & (ev.event_type == "conversion"), ev.outbound, len(OUTBOUND_CHANNELS))
     for i, c in enumerate(OUTBOUND_CHANNELS):

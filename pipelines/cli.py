@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +25,19 @@ app.add_typer(models_app, name="models")
 TRAINABLE = ("churn", "propensity", "recommender", "bandit", "all")
 
 
-def _settings():
+def _quiet_libraries() -> None:
+    """Keep the stage progress lines readable: library chatter goes below WARNING."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("mlflow", "feast", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _settings():
+    _quiet_libraries()
     try:
         return load_settings()
     except SettingsError as exc:

@@ -28,8 +28,8 @@ class DemoCall:
 def mask(id_type: str, value: str) -> str:
     """What the demo may print of an identifier: never a whole phone number or e-mail."""
     if id_type == "phone":
-        digits = "".join(ch for ch in value if ch.isdigit())
-        return f"{digits[:3]}****{digits[-4:]}"
+        national = "".join(ch for ch in value if ch.isdigit())[-11:]
+        return f"{national[:3]}****{national[-4:]}"
     if id_type == "email":
         return "***@" + value.strip().split("@")[-1].lower()
     return value

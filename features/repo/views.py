@@ -12,33 +12,23 @@ from sources import (
     person_rfm_source,
 )
 
-from features.schema import CATEGORIES, CHANNELS, CONSENT_CHANNELS
+from features.engineering import VIEW_FEATURES
 
 # Snapshots are weekly; a long TTL lets training rows reach back over the whole simulated history.
 TTL = timedelta(days=400)
 OWNER = "data-platform@nba"
 
 
-def _ints(names):
-    return [Field(name=n, dtype=Int64) for n in names]
-
-
-def _floats(names):
-    return [Field(name=n, dtype=Float64) for n in names]
+def _schema(view: str) -> list[Field]:
+    """Fields straight from the feature engineering contract, so the two cannot drift apart."""
+    return [Field(name=n, dtype=Int64 if kind == "int" else Float64) for n, kind in VIEW_FEATURES[view].items()]
 
 
 person_rfm = FeatureView(
     name="person_rfm",
     entities=[person],
     ttl=TTL,
-    schema=[
-        *_floats(["recency_days"]),
-        *_ints(["frequency_30d", "frequency_90d"]),
-        *_floats(["monetary_30d", "monetary_90d", "avg_order_value"]),
-        *_ints(["orders_total"]),
-        *_floats(["tenure_days", "days_since_last_visit"]),
-        *_ints(["lifecycle_stage"]),
-    ],
+    schema=_schema("person_rfm"),
     source=person_rfm_source,
     online=True,
     owner=OWNER,
@@ -49,13 +39,7 @@ person_channel_engagement = FeatureView(
     name="person_channel_engagement",
     entities=[person],
     ttl=TTL,
-    schema=[
-        *_ints([f"{c}_events_30d" for c in CHANNELS]),
-        *_ints([f"{c}_clicks_90d" for c in CONSENT_CHANNELS]),
-        *_ints([f"{c}_conversions_90d" for c in CONSENT_CHANNELS]),
-        *_ints(["touches_30d"]),
-        *_floats(["click_rate_90d"]),
-    ],
+    schema=_schema("person_channel_engagement"),
     source=person_channel_engagement_source,
     online=True,
     owner=OWNER,
@@ -66,7 +50,7 @@ person_category_affinity = FeatureView(
     name="person_category_affinity",
     entities=[person],
     ttl=TTL,
-    schema=[*_floats([f"affinity_{c}" for c in CATEGORIES]), *_ints(["top_category"])],
+    schema=_schema("person_category_affinity"),
     source=person_category_affinity_source,
     online=True,
     owner=OWNER,
@@ -77,7 +61,7 @@ person_consent = FeatureView(
     name="person_consent",
     entities=[person],
     ttl=TTL,
-    schema=_ints([f"consent_{c}" for c in CONSENT_CHANNELS]),
+    schema=_schema("person_consent"),
     source=person_consent_source,
     online=True,
     owner=OWNER,

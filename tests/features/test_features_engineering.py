@@ -119,7 +119,7 @@ def test_columns_dtypes_and_unique_names(tmp_path):
     frames = build_feature_snapshots(EVENTS, snapshot_dates(day(0), day(160), every_days=30))
     names = [n for view in VIEW_NAMES for n in VIEW_FEATURES[view]]
     assert len(names) == len(set(names))
-    assert len(VIEW_FEATURES["person_channel_engagement"]) == len(CHANNELS) + 2 * len(CONSENT_CHANNELS) + 2
+    assert len(VIEW_FEATURES["person_channel_engagement"]) == len(CHANNELS) + 2 * len(CONSENT_CHANNELS) + 3
     for view, f in frames.items():
         assert list(f.columns) == ["person_id", "event_timestamp", *VIEW_FEATURES[view]]
         assert str(f["event_timestamp"].dtype) == "datetime64[ns, UTC]"
@@ -137,3 +137,13 @@ def test_snapshot_dates_include_end():
     assert snapshot_dates("2026-01-01", "2026-01-15")[-1] == pd.Timestamp("2026-01-15", tz="UTC")
     with pytest.raises(ValueError, match="every_days"):
         snapshot_dates("2026-01-01", "2026-01-15", every_days=0)
+
+
+def test_totals_and_order_rate():
+    frames = build_feature_snapshots(EVENTS, snapshot_dates(day(0), day(160), every_days=30))
+    eng = frames["person_channel_engagement"]
+    per_channel = eng[[f"{c}_events_30d" for c in CHANNELS]].sum(axis=1)
+    assert (eng["events_30d"] == per_channel).all()
+    rfm = frames["person_rfm"]
+    expected = rfm["orders_total"] * 30.0 / rfm["tenure_days"].clip(lower=1.0)
+    assert (rfm["orders_per_30d"] - expected).abs().max() < 1e-9
