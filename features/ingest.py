@@ -7,19 +7,21 @@ quarantine included.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from features.adapters import PROPERTY_KEYS, iter_wide
+from features.contract import validate_sample
 from features.privacy import key_identifier, mask_text, row_fingerprint
-from features.schema import CHANNELS, EVENT_TYPES, ID_TYPES, LAKE_COLUMNS, PII_ID_TYPES, RAW_COLUMNS
+from features.schema import CHANNELS, EVENT_TYPES, ID_TYPES, LAKE_COLUMNS, PII_ID_TYPES
 
-LAKE_FILE = "events.parquet"
+LAKE_FILE = "events.parquet"  # the single-file layout of earlier versions, still read
+LAKE_DIR = "events"
 QUARANTINE_FILE = "quarantine.parquet"
 # Validation order: a row is quarantined under the first reason that applies.
 REASONS: tuple[str, ...] = (
@@ -52,110 +54,13 @@ class IngestReport:
         return int(sum(self.quarantined.values()))
 
 
-# ---------------------------------------------------------------- reading
-def _read_json_lines(path: Path) -> pd.DataFrame:
-    records: list[dict] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            obj = None
-        if not isinstance(obj, dict):
-            records.append({"_malformed": True, "_raw": line})
-            continue
-        row = {col: obj.get(col) for col in RAW_COLUMNS}
-        for col in ("identifiers", "properties"):
-            if isinstance(row[col], dict | list):
-                row[col] = json.dumps(row[col])
-        records.append(row)
-    return pd.DataFrame.from_records(records, columns=[*RAW_COLUMNS, "_malformed", "_raw"])
-
-
-def _read_one(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    elif suffix in (".jsonl", ".json", ".ndjson"):
-        frame = _read_json_lines(path)
-    else:
-        raise ValueError(f"raw_files: unsupported file type {path.name!r} (parquet, csv, jsonl)")
-    for col in (*RAW_COLUMNS, "_raw"):
-        if col not in frame.columns:
-            frame[col] = None
-    frame["_malformed"] = frame["_malformed"].eq(True) if "_malformed" in frame.columns else False
-    frame["_ts"] = _parse_ts(frame["ts"])
-    frame["_source"] = path.name
-    frame["_row"] = np.arange(len(frame))
-    return frame[[*RAW_COLUMNS, "_ts", "_malformed", "_raw", "_source", "_row"]]
-
-
-def _parse_ts(ts: pd.Series) -> pd.Series:
-    if isinstance(ts.dtype, pd.DatetimeTZDtype):
-        return ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-    if pd.api.types.is_datetime64_dtype(ts.dtype):
-        return ts.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
-    text = ts.astype(object).where(ts.notna(), None)
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    return parsed.astype("datetime64[ns, UTC]")
-
-
-# ---------------------------------------------------------------- parsing helpers
-def _parse_object(text: object) -> dict | None:
-    """JSON object text → dict; missing → {}; malformed or not an object → None."""
-    if text is None or (isinstance(text, float) and math.isnan(text)):
-        return {}
-    if isinstance(text, dict):
-        return text
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _memoised(func: Callable) -> Callable:
-    cache: dict = {}
-
-    def run(value):
-        key = value if isinstance(value, str) else repr(value)
-        if key not in cache:
-            cache[key] = func(value)
-        return cache[key]
-
-    return run
-
-
-def _identifier_keyer(salt: bytes) -> Callable[[object], tuple[str | None, str | None]]:
-    """Raw identifiers JSON → (keyed identifiers JSON, None) or (None, reason)."""
-
-    def key_row(text: object) -> tuple[str | None, str | None]:
-        parsed = _parse_object(text)
-        if parsed is None:
-            return None, "malformed_json"
-        present = {t: v for t, v in parsed.items() if v is not None and str(v).strip() != ""}
-        if not present:
-            return None, "no_identifiers"
-        if any(t not in ID_TYPES for t in present):
-            return None, "unknown_id_type"
-        keyed = {}
-        for id_type in sorted(present):
-            key = key_identifier(id_type, present[id_type], salt)
-            if key is None:
-                return None, f"bad_{id_type}" if id_type in PII_ID_TYPES else "no_identifiers"
-            keyed[id_type] = key
-        return json.dumps(keyed, separators=(",", ":"), sort_keys=True), None
-
-    return _memoised(key_row)
-
-
 def _mask_identifiers(text: object, salt: bytes) -> str | None:
     """Identifiers of a quarantined row with nothing raw left: PII keyed or replaced, free text masked."""
-    parsed = _parse_object(text)
-    if parsed is None:
+    try:
+        parsed = json.loads(text)
+    except (TypeError, ValueError):
+        parsed = None
+    if not isinstance(parsed, dict):
         return mask_text(text)
     masked = {}
     for id_type, value in parsed.items():
@@ -166,84 +71,90 @@ def _mask_identifiers(text: object, salt: bytes) -> str | None:
     return json.dumps(masked, separators=(",", ":"), sort_keys=True)
 
 
-def _flatten_properties(props: list[dict]) -> pd.DataFrame:
-    flat = pd.DataFrame.from_records(props, columns=list(PROPERTY_COLUMNS))
-    for col in _STRING_PROPERTIES:
-        values = flat[col]
-        flat[col] = values.astype(object).where(values.isna(), values.astype(str))
-    flat["amount"] = pd.to_numeric(flat["amount"], errors="coerce").astype("float64")
-    flat["granted"] = flat["granted"].map(lambda v: _GRANTED.get(v, pd.NA) if _hashable(v) else pd.NA)
-    flat["granted"] = flat["granted"].astype("boolean")
-    return flat
+def _keyed(values: pd.Series, id_type: str, salt: bytes) -> pd.Series:
+    """Key one identifier column (None stays None; malformed PII → the marker ``"!bad"``), per unique value."""
+    present = values.dropna()
+    uniques = pd.unique(present)
+    keys = {v: key_identifier(id_type, v, salt) or "!bad" for v in uniques}
+    return values.map(keys).where(values.notna(), None)
 
 
-def _hashable(value: object) -> bool:
-    return not isinstance(value, dict | list)
+def _identifiers_json(keyed: dict[str, pd.Series], index: pd.Index) -> pd.Series:
+    acc = pd.Series("", index=index, dtype=object)
+    for id_type in sorted(keyed):
+        col = keyed[id_type]
+        has = col.notna().to_numpy()
+        if not has.any():
+            continue
+        text = col.fillna("").str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False)
+        sep = np.where(acc.str.len().to_numpy() > 0, ",", "")
+        acc = acc.where(~has, acc + sep + f'"{id_type}":"' + text + '"')
+    return "{" + acc + "}"
 
 
-# ---------------------------------------------------------------- validation
-def _validate(frame: pd.DataFrame, salt: bytes, now: pd.Timestamp) -> tuple[pd.Series, pd.DataFrame]:
-    """Return the reason per row (None = valid) and the lake-shaped frame for all rows."""
-    n = len(frame)
-    reason = pd.Series([None] * n, index=frame.index, dtype=object)
+def parse_amount(values: pd.Series) -> pd.Series:
+    """Amount text as tills and logs spell it ("¥1,299.00", "1299.00", " 12.5 ") → float (NaN if not)."""
+    text = values.astype(object).where(values.notna(), None).astype("string")
+    text = text.str.strip().str.replace("¥", "", regex=False).str.replace("￥", "", regex=False)
+    text = text.str.replace(",", "", regex=False).str.strip()
+    return pd.to_numeric(text, errors="coerce").astype("float64")
 
-    def flag(mask: pd.Series | np.ndarray, name: str) -> None:
-        reason[np.asarray(mask) & reason.isna().to_numpy()] = name
 
-    keyer = _identifier_keyer(salt)
-    keyed = [keyer(v) for v in frame["identifiers"].to_numpy()]
-    ids_json = pd.Series([k[0] for k in keyed], index=frame.index, dtype=object)
-    ids_reason = pd.Series([k[1] for k in keyed], index=frame.index, dtype=object)
+def _validate(wide: pd.DataFrame, salt: bytes, now: pd.Timestamp) -> tuple[pd.Series, pd.DataFrame]:
+    """Return the reason per row (None = valid) and the lake-shaped frame for all rows (vectorised)."""
+    reason = wide["_reason"].astype(object).copy()
 
-    parse_props = _memoised(_parse_object)
-    props = [parse_props(v) for v in frame["properties"].to_numpy()]
-    props_bad = np.array([p is None for p in props], dtype=bool)
-    flat = _flatten_properties([p if p is not None else {} for p in props])
-    flat.index = frame.index
+    def flag(mask, name: str) -> None:
+        reason[np.asarray(mask, dtype=bool) & reason.isna().to_numpy()] = name
 
-    event_id = frame["event_id"].astype(object).where(frame["event_id"].notna(), None)
-    event_id = event_id.map(lambda v: str(v).strip() if v is not None else None)
-    channel = frame["channel"].astype(object)
-    event_type = frame["event_type"].astype(object)
-    ts = frame["_ts"]
+    keyed = {t: _keyed(wide[f"id_{t}"], t, salt) for t in ID_TYPES}
+    any_id = np.logical_or.reduce([k.notna().to_numpy() for k in keyed.values()])
+    event_id, ts = wide["event_id"], wide["ts"]
+    event_type = wide["event_type"]
+    amount = parse_amount(wide["amount"])
+    bad_amount = amount.isna() | ~np.isfinite(amount.fillna(0.0)) | (amount < 0)
 
-    flag(frame["_malformed"].to_numpy() | props_bad | ids_reason.eq("malformed_json").to_numpy(),
-         "malformed_json")
-    flag(event_id.isna() | event_id.eq(""), "missing_event_id")
+    flag(event_id.isna(), "missing_event_id")
     flag(ts.isna(), "bad_ts")
     flag(ts > now + _FUTURE_TOLERANCE, "future_ts")
-    flag(~channel.isin(CHANNELS), "unknown_channel")
+    flag(~wide["channel"].isin(CHANNELS), "unknown_channel")
     flag(~event_type.isin(EVENT_TYPES), "unknown_event_type")
-    for name in ("no_identifiers", "unknown_id_type", "bad_phone", "bad_email"):
-        flag(ids_reason.eq(name), name)
-    amount = flat["amount"]
-    bad_amount = amount.isna() | ~np.isfinite(amount.fillna(0.0)) | (amount < 0)
+    flag(~any_id, "no_identifiers")
+    for id_type in PII_ID_TYPES:
+        flag(keyed[id_type].eq("!bad").to_numpy(), f"bad_{id_type}")
     flag(event_type.isin(_AMOUNT_EVENTS) & bad_amount, "bad_amount")
 
+    valid = reason.isna().to_numpy()
+    good = {t: k.where(valid, None) for t, k in keyed.items()}
+    granted = wide["granted"].map(lambda v: _GRANTED.get(v, pd.NA) if v is not None else pd.NA)
     lake = pd.DataFrame({
-        "event_id": event_id, "ts": ts, "channel": channel, "event_type": event_type,
-        "identifiers": ids_json,
+        "event_id": event_id, "ts": ts, "channel": wide["channel"], "event_type": event_type,
+        "identifiers": _identifiers_json(good, wide.index),
+        **{c: wide[c] for c in _STRING_PROPERTIES}, "amount": amount, "granted": granted.astype("boolean"),
     })
-    lake = pd.concat([lake, flat], axis=1)[list(LAKE_COLUMNS)]
-    return reason, lake
+    return reason, lake[list(LAKE_COLUMNS)]
 
 
-def _quarantine_frame(frame: pd.DataFrame, reason: pd.Series, salt: bytes, now: pd.Timestamp) -> pd.DataFrame:
-    rows = frame[reason.notna()]
+def _quarantine_frame(wide: pd.DataFrame, reason: pd.Series, salt: bytes, now: pd.Timestamp) -> pd.DataFrame:
+    rows = wide[reason.notna()]
     if rows.empty:
         return pd.DataFrame(columns=_QUARANTINE_COLUMNS)
-    content = (rows["_source"].astype(str) + "|" + rows["_row"].astype(str) + "|"
-               + rows[list(RAW_COLUMNS)].astype(str).agg("|".join, axis=1) + "|" + rows["_raw"].astype(str))
+    ids = [json.dumps({t: v for t, v in zip(ID_TYPES, r, strict=True) if v is not None})
+           for r in rows[[f"id_{t}" for t in ID_TYPES]].to_numpy()]
+    props = [json.dumps({k: v for k, v in zip(PROPERTY_KEYS, r, strict=True) if v is not None})
+             for r in rows[list(PROPERTY_KEYS)].to_numpy()]
+    content = (rows["_source"].astype(str) + "|" + rows["_row"].astype(str) + "|" + rows["event_id"].astype(str)
+               + "|" + pd.Series(ids, index=rows.index) + "|" + rows["_raw"].astype(str))
     return pd.DataFrame({
         "quarantine_id": [row_fingerprint(c, salt) for c in content],
-        "source_file": rows["_source"].astype(str),
+        "source_file": rows["_source"].map(lambda v: Path(v).name),
         "row_number": rows["_row"].astype("int64"),
-        "event_id": rows["event_id"].map(lambda v: None if v is None or v != v else mask_text(v)),
-        "ts": rows["ts"].map(lambda v: None if v is None or v is pd.NaT or v != v else str(v)),
+        "event_id": rows["event_id"].map(lambda v: None if v is None else mask_text(v)),
+        "ts": rows["ts"].map(lambda v: None if v is pd.NaT or v != v else str(v)),
         "channel": rows["channel"].map(mask_text),
         "event_type": rows["event_type"].map(mask_text),
-        "identifiers": rows["identifiers"].map(lambda v: _mask_identifiers(v, salt)),
-        "properties": rows["properties"].map(mask_text),
+        "identifiers": [_mask_identifiers(v, salt) for v in ids],
+        "properties": [mask_text(v) for v in props],
         "raw_masked": rows["_raw"].map(mask_text),
         "reason": reason[reason.notna()].astype(str),
         "ingested_at": now,
@@ -261,13 +172,35 @@ def _cast_lake(lake: pd.DataFrame) -> pd.DataFrame:
     return lake[list(LAKE_COLUMNS)]
 
 
-def read_lake(lake_dir: Path) -> pd.DataFrame:
-    """The lake events (LAKE_COLUMNS, ts UTC, sorted by ts); empty frame when nothing was ingested."""
-    path = Path(lake_dir) / LAKE_FILE
-    if not path.exists():
+def _partition_files(lake_dir: Path) -> list[Path]:
+    files = sorted((Path(lake_dir) / LAKE_DIR).glob("date=*/*.parquet"))
+    legacy = Path(lake_dir) / LAKE_FILE
+    return [legacy, *files] if legacy.exists() else files
+
+
+def read_lake(lake_dir: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """The lake events (LAKE_COLUMNS, ts UTC, sorted by ts then event_id); empty when nothing was ingested.
+
+    Reads every date partition (``lake/events/date=YYYY-MM-DD/*.parquet``).
+    """
+    files = _partition_files(lake_dir)
+    if not files:
         empty = pd.DataFrame({col: pd.Series(dtype=object) for col in LAKE_COLUMNS})
         return _cast_lake(empty)
-    return _cast_lake(pd.read_parquet(path))
+    frame = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
+    frame = _cast_lake(frame).sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True)
+    return frame if columns is None else frame[columns]
+
+
+def _existing_ids(lake_dir: Path, dates: np.ndarray) -> set[str]:
+    ids: set[str] = set()
+    for d in dates:
+        for p in sorted((Path(lake_dir) / LAKE_DIR / f"date={d}").glob("*.parquet")):
+            ids.update(pd.read_parquet(p, columns=["event_id"])["event_id"])
+    legacy = Path(lake_dir) / LAKE_FILE
+    if legacy.exists():
+        ids.update(pd.read_parquet(legacy, columns=["event_id"])["event_id"])
+    return ids
 
 
 def _merge_quarantine(quarantine_dir: Path, rows: pd.DataFrame) -> None:
@@ -285,44 +218,48 @@ def _merge_quarantine(quarantine_dir: Path, rows: pd.DataFrame) -> None:
 
 
 def ingest(raw_files: list[Path], lake_dir: Path, quarantine_dir: Path, salt: bytes,
-           now: pd.Timestamp | None = None) -> IngestReport:
-    """Validate, key and deduplicate raw event files into ``lake_dir/events.parquet``.
+           now: pd.Timestamp | None = None, batch_rows: int = 500_000) -> IngestReport:
+    """Validate, key and deduplicate raw files (any channel format) into the date-partitioned lake.
 
-    ``now`` (UTC) bounds event times: later rows are quarantined as ``future_ts``. Re-ingesting the same
-    files changes neither the lake nor the quarantine file.
+    Files are read through :mod:`features.adapters` in batches of about ``batch_rows`` rows, so memory
+    stays bounded. ``now`` (UTC) bounds event times: later rows are quarantined as ``future_ts``.
+    Re-ingesting the same files changes neither the lake nor the quarantine file.
     """
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
     lake_dir, quarantine_dir = Path(lake_dir), Path(quarantine_dir)
-    frames = [_read_one(Path(p)) for p in raw_files]
-    frame = pd.concat(frames, ignore_index=True) if frames else _read_empty()
-    reason, lake = _validate(frame, salt, now)
+    rows_read = kept = duplicates = 0
+    counts: dict[str, int] = {}
+    quarantined: list[pd.DataFrame] = []
+    for wide in iter_wide([Path(p) for p in raw_files], batch_rows):
+        reason, lake = _validate(wide, salt, now)
+        rows_read += len(wide)
+        for k, v in reason.dropna().value_counts().items():
+            counts[str(k)] = counts.get(str(k), 0) + int(v)
+        quarantined.append(_quarantine_frame(wide, reason, salt, now))
+        valid = _cast_lake(lake[reason.isna().to_numpy()])
+        validate_sample(valid)
+        date = valid["ts"].dt.strftime("%Y-%m-%d")
+        seen = _existing_ids(lake_dir, date.unique())
+        duplicate = valid["event_id"].duplicated(keep="first") | valid["event_id"].isin(seen)
+        duplicates += int(duplicate.sum())
+        new_rows = valid[~duplicate.to_numpy()]
+        kept += len(new_rows)
+        _write_partitions(new_rows, date[~duplicate.to_numpy()], lake_dir)
+    _merge_quarantine(quarantine_dir, pd.concat(quarantined, ignore_index=True) if quarantined
+                      else pd.DataFrame(columns=_QUARANTINE_COLUMNS))
+    return IngestReport(rows_read=rows_read, rows_kept=kept, duplicates=duplicates,
+                        quarantined=dict(sorted(counts.items())))
 
-    valid = lake[reason.isna()]
-    existing = read_lake(lake_dir)
-    duplicate = valid["event_id"].duplicated(keep="first") | valid["event_id"].isin(existing["event_id"])
-    new_rows = _cast_lake(valid[~duplicate])
-    if len(new_rows) or not (lake_dir / LAKE_FILE).exists():
-        lake_dir.mkdir(parents=True, exist_ok=True)
-        merged = pd.concat([existing, new_rows], ignore_index=True) if len(existing) else new_rows
-        merged = merged.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True)
-        merged.to_parquet(lake_dir / LAKE_FILE, index=False)
 
-    _merge_quarantine(quarantine_dir, _quarantine_frame(frame, reason, salt, now))
-    counts = reason.dropna().value_counts()
-    return IngestReport(
-        rows_read=int(len(frame)),
-        rows_kept=int(len(new_rows)),
-        duplicates=int(duplicate.sum()),
-        quarantined={str(k): int(v) for k, v in counts.items()},
-    )
+def _write_partitions(rows: pd.DataFrame, date: pd.Series, lake_dir: Path) -> None:
+    """One new file per date partition, named by a digest of its event ids (a rerun writes nothing new)."""
+    for d, part in rows.groupby(date.to_numpy(), sort=True):
+        part = part.sort_values(["ts", "event_id"], kind="stable").reset_index(drop=True)
+        digest = hashlib.sha1("\n".join(part["event_id"]).encode("utf-8")).hexdigest()[:16]
+        folder = lake_dir / LAKE_DIR / f"date={d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        part.to_parquet(folder / f"part-{digest}.parquet", index=False)
 
 
-def _read_empty() -> pd.DataFrame:
-    frame = pd.DataFrame({col: pd.Series(dtype=object) for col in RAW_COLUMNS})
-    frame["_ts"] = pd.Series(dtype="datetime64[ns, UTC]")
-    frame["_malformed"] = pd.Series(dtype=bool)
-    frame["_raw"] = pd.Series(dtype=object)
-    frame["_source"] = pd.Series(dtype=object)
-    frame["_row"] = pd.Series(dtype="int64")
-    return frame
+__all__ = ["QUARANTINE_FILE", "REASONS", "IngestReport", "ingest", "parse_amount", "read_lake"]

@@ -7,9 +7,9 @@ from simulator.campaigns import conversion_probability
 from simulator.catalog import ACTIONS, CATEGORIES, CHANNELS, CONSENT_CHANNELS, actions_on
 from simulator.config import WorldConfig
 from simulator.population import Population
-from simulator.world import TRUTH_FRAMES, World, simulate, write_world
+from simulator.world import TRUTH_FRAMES, World, iter_chunks, read_truth, simulate, stream_world, write_world
 
 __all__ = [
     "ACTIONS", "CATEGORIES", "CHANNELS", "CONSENT_CHANNELS", "Population", "TRUTH_FRAMES", "World", "WorldConfig",
-    "actions_on", "conversion_probability", "simulate", "write_world",
+    "actions_on", "conversion_probability", "iter_chunks", "read_truth", "simulate", "stream_world", "write_world",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.catalog import BROWSE_CHANNELS, CATEGORIES, ORDER_CHANNELS
-from simulator.events import CH, EventLog, identifier_json, json_objects
+from simulator.events import CH, Columns, EventLog, hex16, id_columns, splitmix64
 from simulator.identities import Identities
 from simulator.population import Items, Population, choose_items
 
@@ -28,12 +28,12 @@ def _pick(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def channel_identifiers(ids: Identities, person: np.ndarray, channel: np.ndarray,
-                        rng: np.random.Generator, with_member: bool = False) -> np.ndarray:
-    """Identifiers JSON a channel's system would log for these persons (one event each).
+                        rng: np.random.Generator, with_member: bool = False) -> Columns:
+    """Identifier columns a channel's system would log for these persons (one event each).
 
     ``with_member`` adds the member id where the person holds one (logged-in online orders).
     """
-    out = np.empty(len(person), dtype=object)
+    out: Columns = {}
     for c in np.unique(channel):
         rows = np.flatnonzero(channel == c)
         p = person[rows]
@@ -59,7 +59,8 @@ def channel_identifiers(ids: Identities, person: np.ndarray, channel: np.ndarray
             keep = {"phone": ~has_member | (rng.random(len(p)) < 0.3)}
         if with_member and name in ("web", "app", "mini_program"):
             types = [*types, "member_id"]
-        out[rows] = identifier_json(ids, p, types, rng, keep)
+        for t, vals in id_columns(ids, p, types, rng, keep).items():
+            out.setdefault(t, np.full(len(person), None, dtype=object))[rows] = vals
     return out
 
 
@@ -106,7 +107,7 @@ def browse_events(pop: Population, ids: Identities, items: Items, cdf: np.ndarra
 
 
 def order_events(pop: Population, ids: Identities, items: Items, cdf: np.ndarray, days: int,
-                 rng: np.random.Generator, log: EventLog) -> tuple[np.ndarray, np.ndarray]:
+                 rng: np.random.Generator, log: EventLog, id_base: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Orders as a Poisson process at each person's order rate from signup to churn.
 
     Online orders are preceded by a view and an add-to-cart of the same item. Returns (person, t) of
@@ -125,10 +126,10 @@ def order_events(pop: Population, ids: Identities, items: Items, cdf: np.ndarray
     item = choose_items(cdf, person, rng)
     qty = 1 + rng.poisson(0.3, len(person))
     amount = np.round(items.price[item] * qty * rng.uniform(0.9, 1.1, len(person)), 2)
-    order_ids = np.array([f"O{i + 1:08d}" for i in range(len(person))], dtype=object)
-    props = json_objects([("order_id", order_ids), ("item_id", items.ids[item]),
-                          ("category", _CAT[items.category[item]]),
-                          ("#amount", np.array([f"{a:.2f}" for a in amount], dtype=object))])
+    seq = np.uint64(id_base) + np.arange(len(person), dtype=np.uint64)
+    order_ids = np.array(["O" + x for x in hex16(splitmix64(seq))], dtype=object)
+    props = {"order_id": order_ids, "item_id": items.ids[item], "category": _CAT[items.category[item]],
+             "amount": np.array([f"{a:.2f}" for a in amount], dtype=object)}
     log.add(person, t, channel, "order", channel_identifiers(ids, person, channel, rng, with_member=True),
             props)
 
@@ -143,9 +144,29 @@ def order_events(pop: Population, ids: Identities, items: Items, cdf: np.ndarray
     return person, t
 
 
+# (identifier type, anchor type) -> (channel, event type) of the event that shows both together
+_LINKS: dict[tuple[str, str], tuple[str, str]] = {
+    ("cookie_id", "member_id"): ("web", "login"), ("cookie_id", "phone"): ("web", "bind"),
+    ("cookie_id", "email"): ("web", "bind"),
+    ("device_id", "member_id"): ("app", "login"), ("device_id", "phone"): ("app", "login"),
+    ("wechat_openid", "member_id"): ("mini_program", "bind"), ("wechat_openid", "phone"): ("mini_program", "bind"),
+    ("wechat_unionid", "wechat_openid"): ("wechat_oa", "bind"),
+    ("email", "member_id"): ("email", "bind"), ("email", "phone"): ("web", "bind"),
+    ("pos_card", "member_id"): ("pos", "bind"), ("pos_card", "phone"): ("pos", "bind"),
+    ("phone", "member_id"): ("guide", "bind"),
+}
+_ANCHORS = ("member_id", "phone", "email", "wechat_openid")
+ANONYMOUS_SHARE = 0.01  # persons who never tie their identifiers together
+
+
 def link_events(pop: Population, ids: Identities, days: int, rng: np.random.Generator,
                 log: EventLog) -> None:
-    """One-off binds: WeChat openid+unionid(+phone), e-mail signup member+email, in-store member+phone."""
+    """Binds that tie identifiers together, as in a brand with a loyalty programme.
+
+    Organic binds (WeChat openid+unionid+phone, e-mail signup member+email, in-store member+phone), and
+    for all but ``ANONYMOUS_SHARE`` of persons one event pairing each identifier with the person's anchor
+    (member id, else phone, else e-mail, else openid) wherever some channel shows that pair together.
+    """
     n = pop.size
     lo = np.maximum(pop.signup_t, 0.0)
 
@@ -155,17 +176,25 @@ def link_events(pop: Population, ids: Identities, days: int, rng: np.random.Gene
     wx = ids.has("wechat_openid") & (ids.has("wechat_unionid") | ids.has("phone")) & (rng.random(n) < 0.8)
     p = np.flatnonzero(wx)
     ch = np.where(rng.random(len(p)) < 0.5, CH["mini_program"], CH["wechat_oa"])
-    log.add(p, when(p), ch, "bind",
-            identifier_json(ids, p, ["wechat_openid", "wechat_unionid", "phone"], rng))
+    log.add(p, when(p), ch, "bind", id_columns(ids, p, ["wechat_openid", "wechat_unionid", "phone"], rng))
 
     em = ids.has("member_id") & ids.has("email") & (rng.random(n) < 0.85)
     p = np.flatnonzero(em)
-    log.add(p, when(p), CH["email"], "bind", identifier_json(ids, p, ["member_id", "email"], rng))
+    log.add(p, when(p), CH["email"], "bind", id_columns(ids, p, ["member_id", "email"], rng))
 
     mp = ids.has("member_id") & ids.has("phone") & (rng.random(n) < 0.5)
     p = np.flatnonzero(mp)
-    log.add(p, when(p), CH["guide"], "bind", identifier_json(ids, p, ["member_id", "phone"], rng))
+    log.add(p, when(p), CH["guide"], "bind", id_columns(ids, p, ["member_id", "phone"], rng))
+
+    linking = rng.random(n) >= ANONYMOUS_SHARE
+    anchor = np.full(n, "", dtype=object)
+    for a in reversed(_ANCHORS):
+        anchor[ids.has(a)] = a
+    for (id_type, anchor_type), (channel, event_type) in _LINKS.items():
+        paired = ids.has("wechat_openid") if id_type == "wechat_unionid" else anchor == anchor_type
+        p = np.flatnonzero(linking & ids.has(id_type) & paired)
+        log.add(p, when(p), CH[channel], event_type, id_columns(ids, p, [id_type, anchor_type], rng))
 
 
-def _item_props(items: Items, item: np.ndarray) -> np.ndarray:
-    return json_objects([("item_id", items.ids[item]), ("category", _CAT[items.category[item]])])
+def _item_props(items: Items, item: np.ndarray) -> Columns:
+    return {"item_id": items.ids[item], "category": _CAT[items.category[item]]}

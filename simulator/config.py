@@ -28,6 +28,10 @@ class WorldConfig:
     touch_rate: float = 0.04        # daily probability the logging policy contacts a person
     withdraw_share: float = 0.08    # share of granted consents withdrawn during the window
     duplicate_share: float = 0.005  # exact duplicate events planted in the raw feed
+    recycled_phone_share: float = 0.003  # persons whose phone number passes to a new person
+    family_device_share: float = 0.01  # app users who also use a household member's tablet
+    skewed_device_share: float = 0.05  # devices whose clock is off by minutes to hours
+    late_share: float = 0.01  # events arriving in a later day's file
 
     def __post_init__(self) -> None:
         for name in ("customers", "days", "n_items", "n_latent"):
@@ -46,7 +50,8 @@ class WorldConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 <= value <= 10:
                 raise ValueError(f"{name} must be in [0, 10], got {value!r}")
-        for name in ("new_customer_share", "touch_rate", "withdraw_share", "duplicate_share"):
+        for name in ("new_customer_share", "touch_rate", "withdraw_share", "duplicate_share",
+                     "recycled_phone_share", "family_device_share", "skewed_device_share", "late_share"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.catalog import CHANNELS, ID_TYPES
+from simulator.events import hex16, splitmix64
 
 _TYPE_WEIGHT = {"phone": 0.8, "member_id": 0.8, "cookie_id": 0.6, "wechat_openid": 0.5, "device_id": 0.45,
                 "email": 0.35, "pos_card": 0.25}
@@ -109,6 +110,9 @@ def distinct_ints(rng: np.random.Generator, n: int, high: int) -> np.ndarray:
     return got[:n]
 
 
+_LOYALTY_SHARE = 0.9  # persons holding neither member id nor phone who still join the loyalty programme
+
+
 def _choose_types(n: int, rng: np.random.Generator) -> list[set[str]]:
     names = list(_TYPE_WEIGHT)
     weights = np.array([_TYPE_WEIGHT[t] for t in names])
@@ -116,6 +120,7 @@ def _choose_types(n: int, rng: np.random.Generator) -> list[set[str]]:
     keys = rng.random((n, len(names))) ** (1.0 / weights)  # weighted sampling without replacement
     order = np.argsort(-keys, axis=1)
     add_union = rng.random(n) < 0.7
+    join = rng.random(n) < _LOYALTY_SHARE
     out = []
     for i in range(n):
         chosen: list[str] = []
@@ -126,30 +131,46 @@ def _choose_types(n: int, rng: np.random.Generator) -> list[set[str]]:
             chosen.append(t)
             if t == "wechat_openid" and add_union[i] and len(chosen) < k[i]:
                 chosen.append("wechat_unionid")
-        out.append(set(chosen))
+        types = set(chosen)
+        if join[i] and not types & {"member_id", "phone"}:
+            types.add("member_id")
+        out.append(types)
     return out
 
 
-def sample_identities(n: int, rng: np.random.Generator) -> Identities:
-    """Give each of ``n`` persons 2-4 identifier types with globally unique values."""
+def _permute(index: np.ndarray, space: int, salt: int) -> np.ndarray:
+    """A seed-dependent injection of global person indices into [0, space): affine map with a unit multiplier."""
+    mult = 1_000_003  # prime, so coprime with every space used here (powers of 2, 5 and 7)
+    shift = int(splitmix64(np.array([salt], dtype=np.uint64))[0] % np.uint64(space))
+    return (index.astype(np.int64) * mult + shift) % space
+
+
+def sample_identities(n: int, rng: np.random.Generator, offset: int = 0, salt: int = 0) -> Identities:
+    """Give ``n`` persons (global indices ``offset`` ..) 2-4 identifier types with globally unique values.
+
+    Values derive from the global index through injections, so chunks of persons simulated apart never
+    collide; ``salt`` (from the world seed) varies them between worlds.
+    """
     types = _choose_types(n, rng)
-    phone_num = distinct_ints(rng, n, 7 * 10**9)
-    phones = [f"1{3 + x // 10**9}{x % 10**9:09d}" for x in phone_num]
+    g = np.arange(offset, offset + n, dtype=np.int64)
+    phones = [f"1{3 + x // 10**9}{x % 10**9:09d}" for x in _permute(g, 7 * 10**9, salt + 1)]
     first = rng.integers(0, len(_FIRST), n)
     last = rng.integers(0, len(_LAST), n)
     dom = rng.integers(0, len(_DOMAINS), n)
-    tags = distinct_ints(rng, n, max(10**6, 10 * n))
-    emails = [f"{_FIRST[f].capitalize()}.{_LAST[s].capitalize()}{t:06d}@{_DOMAINS[d].capitalize()}"
+    tags = _permute(g, 10**8, salt + 2)
+    emails = [f"{_FIRST[f].capitalize()}.{_LAST[s].capitalize()}{t:08d}@{_DOMAINS[d].capitalize()}"
               for f, s, t, d in zip(first, last, tags, dom, strict=True)]
-    members = [f"M{x:09d}" for x in distinct_ints(rng, n, 10**9)]
-    hi_bits = rng.integers(0, 2**62, n)
-    devices = [f"{a:016X}{b:016X}" for a, b in zip(hi_bits, distinct_ints(rng, n, 2**62), strict=True)]
-    devices = [f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}" for d in devices]
-    cookies = [f"ck.{x:016x}" for x in distinct_ints(rng, n, 2**62)]
-    openid_body = _B64[rng.integers(0, 64, (n, 27))]
-    openids = ["o" + "".join(row) for row in openid_body]
-    unionids = ["u" + "".join(row[::-1]) for row in openid_body]  # unique because openids are
-    cards = [f"PC{x:012d}" for x in distinct_ints(rng, n, 10**12)]
+    members = [f"M{x:09d}" for x in _permute(g, 10**9, salt + 3)]
+    gu = g.astype(np.uint64)
+    hi = hex16(splitmix64(gu ^ np.uint64(salt * 4 + 1)) | np.uint64(1))
+    lo = hex16(splitmix64(gu + np.uint64(salt) * np.uint64(1 << 40)))
+    devices = [f"{a[:8]}-{a[8:12]}-{a[12:16]}-{b[:4]}-{b[4:]}".upper() for a, b in zip(hi, lo, strict=True)]
+    cookies = ["ck." + x for x in hex16(splitmix64(gu + np.uint64(salt) * np.uint64(1 << 41) + np.uint64(7)))]
+    body = _B64[rng.integers(0, 64, (n, 16))]
+    uniq = hex16(splitmix64(gu + np.uint64(salt) * np.uint64(1 << 42) + np.uint64(11)))
+    openids = ["o" + "".join(row) + u[:11] for row, u in zip(body, uniq, strict=True)]
+    unionids = ["u" + o[1:][::-1] for o in openids]  # unique because openids are
+    cards = [f"PC{x:012d}" for x in _permute(g, 10**12, salt + 4)]
     pools = {"phone": phones, "email": emails, "member_id": members, "device_id": devices,
              "cookie_id": cookies, "wechat_openid": openids, "wechat_unionid": unionids, "pos_card": cards}
     values = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -17,7 +16,7 @@ TINY = WorldConfig(customers=150, days=40, seed=3)
 
 def test_same_seed_gives_identical_frames():
     a, b = simulate(TINY), simulate(TINY)
-    for name in ("events", "identifiers", "persons", "churn", "responses", "items"):
+    for name in ("events", "identifiers", "persons", "churn", "responses", "items", "shared_identifiers", "traps"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
 
 
@@ -34,9 +33,13 @@ def test_columns_and_dtypes(world):
     assert str(events["ts"].dtype) == "datetime64[ns, UTC]"
     for col in ("event_id", "channel", "event_type", "identifiers", "properties"):
         assert all(isinstance(v, str) for v in events[col]), col
-    assert events["ts"].min() >= SMALL.start_ts
-    assert events["ts"].max() < SMALL.start_ts + pd.Timedelta(days=SMALL.days)
-    assert set(world.identifiers.columns) == {"id_type", "id_value", "person_key"}
+    skewed = events["event_id"].isin(world.traps.loc[world.traps["trap"] == "clock_skew", "event_id"])
+    assert events.loc[~skewed, "ts"].min() >= SMALL.start_ts
+    assert events.loc[~skewed, "ts"].max() < SMALL.start_ts + pd.Timedelta(days=SMALL.days)
+    assert set(world.identifiers.columns) == {"id_type", "id_value", "person_key", "valid_from", "valid_to",
+                                              "shared"}
+    assert {"id_type", "id_value", "kind", "person_key"} <= set(world.shared_identifiers.columns)
+    assert {"event_id", "trap", "detail"} <= set(world.traps.columns)
     assert {"person_key", "signup_at", "churned_at"} <= set(world.persons.columns)
     assert list(world.churn.columns) == ["person_key", "as_of", "p_no_order_30d", "no_order_30d"]
     assert {"touch_id", "person_key", "action_id", "channel", "p_convert", "converted"} <= set(
@@ -65,20 +68,21 @@ def test_event_ids_unique_except_planted_duplicates(world):
 
 
 def test_every_raw_identifier_maps_to_one_true_person(world, resolved):
-    lookup = {(t, v): k for t, v, k in world.identifiers.itertuples(index=False)}
     phone_re = re.compile(r"^\+861[3-9]\d{9}$")
+    assert resolved["person_key"].notna().all()
     for ids in resolved["ids"]:
         assert ids, "event without identifiers"
-        keys = set()
         for t, v in ids.items():
-            c = canonical(t, v)
             if t == "phone":
-                assert phone_re.match(c), v
-            keys.add(lookup[(t, c)])  # KeyError = identifier of nobody
-        assert len(keys) == 1, ids
-    assert world.identifiers.groupby(["id_type", "id_value"]).size().max() == 1
+                assert phone_re.match(canonical(t, v)), v
+    # an event's personal identifiers name its true person; only shared ones (tablet, kiosk) name nobody
+    agree = [k == {p} or not k for k, p in zip(resolved["id_persons"], resolved["person_key"], strict=True)]
+    assert all(agree)
+    assert resolved["id_persons"].map(len).eq(1).mean() > 0.99
+    personal = world.identifiers[world.identifiers["valid_from"].isna()]
+    assert personal.groupby(["id_type", "id_value"]).size().max() == 1
     per_person = world.identifiers.groupby("person_key").size()
-    assert per_person.between(2, 4).all()
+    assert per_person.between(1, 5).all() and per_person.between(2, 5).mean() > 0.98
 
 
 def test_raw_pii_comes_in_messy_variants(resolved):
@@ -91,7 +95,8 @@ def test_raw_pii_comes_in_messy_variants(resolved):
 
 def test_linking_events_tie_identifiers_together(resolved):
     logins = resolved[resolved["event_type"] == "login"]
-    assert all("member_id" in d and ({"cookie_id", "device_id"} & set(d)) for d in logins["ids"])
+    ok = [bool({"member_id", "phone"} & set(d)) and bool({"cookie_id", "device_id"} & set(d)) for d in logins["ids"]]
+    assert np.mean(ok) > 0.99  # the rest: an old holder's login after their phone number was handed over
     binds = resolved[resolved["event_type"] == "bind"]
     assert any({"wechat_openid", "wechat_unionid"} <= set(d) for d in binds["ids"])
     assert any({"member_id", "email"} <= set(d) for d in binds["ids"])
@@ -171,13 +176,14 @@ def test_item_choice_follows_category_affinity(world, resolved):
     assert share > 0.3  # ten categories: 0.1 if choice ignored affinity
 
 
-def test_write_world_round_trips(world, tmp_path):
+def test_write_world_writes_channel_files_and_truth(world, tmp_path):
     paths = write_world(world, tmp_path / "raw", tmp_path / "truth")
-    assert paths["events"] == tmp_path / "raw" / "events.parquet"
-    back = pd.read_parquet(paths["events"])
-    pd.testing.assert_frame_equal(back, world.events, check_dtype=False)
-    assert str(back["ts"].dtype).startswith("datetime64") and str(back["ts"].dt.tz) == "UTC"
-    for name in ("identifiers", "persons", "churn", "responses", "items"):
-        assert (tmp_path / "truth" / f"{name}.parquet").exists()
+    files = [p for p in paths["raw"].rglob("*") if p.is_file()]
+    assert {p.relative_to(paths["raw"]).parts[0] for p in files} == set(CHANNELS)
+    assert {p.suffix for p in files} == {".csv", ".jsonl", ".parquet"}
+    assert all(re.fullmatch(r"date=\d{4}-\d{2}-\d{2}", p.parent.name) for p in files)
+    for name in ("identifiers", "persons", "churn", "responses", "items", "shared_identifiers", "traps"):
+        back = pd.read_parquet(tmp_path / "truth" / f"{name}.parquet")
+        assert len(back) == len(getattr(world, name)), name
     write_world(world, tmp_path / "raw", tmp_path / "truth")  # overwrite is fine
-    assert json.loads(back["identifiers"].iloc[0])
+    assert len([p for p in paths["raw"].rglob("*") if p.is_file()]) == len(files)
