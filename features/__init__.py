@@ -19,7 +19,9 @@ from features.identity import (
     write_identity_map,
 )
 from features.ingest import IngestReport, ingest, read_lake
+from features.materialize import MaterializeReport, fast_materialize
 from features.privacy import key_identifier, mask_text, normalise_email, normalise_phone
+from features.realtime import PushReport, RealtimeUpdater, push_events, push_files
 from features.store import (
     apply,
     feature_names,
@@ -35,9 +37,13 @@ __all__ = [
     "VIEW_NAMES",
     "IdentityIndex",
     "IngestReport",
+    "MaterializeReport",
+    "PushReport",
+    "RealtimeUpdater",
     "apply",
     "attach_person_ids",
     "build_feature_snapshots",
+    "fast_materialize",
     "feature_names",
     "historical_features",
     "identity_report",
@@ -50,6 +56,8 @@ __all__ = [
     "normalise_phone",
     "online_features",
     "open_store",
+    "push_events",
+    "push_files",
     "read_identity_map",
     "read_lake",
     "read_lake_events",

@@ -1,8 +1,9 @@
 """The one event contract every channel is mapped into, and the vocabularies it uses.
 
-Raw events (what channel systems and the simulator emit, ``raw/events.parquet``) have the columns
-``event_id, ts, channel, event_type, identifiers, properties``; ``identifiers`` and ``properties`` are
-JSON objects serialised as strings. Ingestion validates them against these vocabularies.
+Every channel writes its own format under ``raw/<channel>/date=YYYY-MM-DD/`` (see features/adapters.py);
+the adapters map them to the raw columns ``event_id, ts, channel, event_type, identifiers, properties``
+(``identifiers`` and ``properties`` are JSON objects serialised as strings), and ingestion validates them
+against these vocabularies into the date-partitioned lake ``lake/events/date=YYYY-MM-DD/``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The four person-grain feature views; names and dtypes match features.engineering.VIEW_FEATURES."""
+"""The person-grain feature views; names and dtypes match features.engineering.VIEW_FEATURES."""
 
 from datetime import timedelta
 
@@ -6,10 +6,12 @@ from entities import person
 from feast import FeatureView, Field
 from feast.types import Float64, Int64
 from sources import (
+    person_behaviour_source,
     person_category_affinity_source,
     person_channel_engagement_source,
     person_consent_source,
     person_rfm_source,
+    person_value_source,
 )
 
 from features.engineering import VIEW_FEATURES
@@ -66,4 +68,26 @@ person_consent = FeatureView(
     online=True,
     owner=OWNER,
     tags={"owner": OWNER, "grain": "person-weekly", "domain": "consent"},
+)
+
+person_behaviour = FeatureView(
+    name="person_behaviour",
+    entities=[person],
+    ttl=TTL,
+    schema=_schema("person_behaviour"),
+    source=person_behaviour_source,
+    online=True,
+    owner=OWNER,
+    tags={"owner": OWNER, "grain": "person-weekly", "domain": "behaviour"},
+)
+
+person_value = FeatureView(
+    name="person_value",
+    entities=[person],
+    ttl=TTL,
+    schema=_schema("person_value"),
+    source=person_value_source,
+    online=True,
+    owner=OWNER,
+    tags={"owner": OWNER, "grain": "person-weekly", "domain": "value"},
 )

@@ -119,7 +119,8 @@ def test_columns_dtypes_and_unique_names(tmp_path):
     frames = build_feature_snapshots(EVENTS, snapshot_dates(day(0), day(160), every_days=30))
     names = [n for view in VIEW_NAMES for n in VIEW_FEATURES[view]]
     assert len(names) == len(set(names))
-    assert len(VIEW_FEATURES["person_channel_engagement"]) == len(CHANNELS) + 2 * len(CONSENT_CHANNELS) + 3
+    assert len(VIEW_FEATURES["person_channel_engagement"]) == len(CHANNELS) + 3 * len(CONSENT_CHANNELS) + 16
+    assert len(names) >= 60
     for view, f in frames.items():
         assert list(f.columns) == ["person_id", "event_timestamp", *VIEW_FEATURES[view]]
         assert str(f["event_timestamp"].dtype) == "datetime64[ns, UTC]"
@@ -147,3 +148,73 @@ def test_totals_and_order_rate():
     rfm = frames["person_rfm"]
     expected = rfm["orders_total"] * 30.0 / rfm["tenure_days"].clip(lower=1.0)
     assert (rfm["orders_per_30d"] - expected).abs().max() < 1e-9
+
+
+def test_new_features_hand_checked_at_day_60():
+    frames = build_feature_snapshots(EVENTS, [day(60)])
+    rfm = _row(frames, "person_rfm", "PA", 60)
+    assert rfm["frequency_365d"] == 2 and rfm["monetary_365d"] == 150.0 and rfm["avg_days_between_orders"] == 30.0
+
+    eng = _row(frames, "person_channel_engagement", "PA", 60)
+    assert eng["visits_90d"] == 4 and eng["visits_30d"] == 1 and eng["visits_7d"] == 0
+    assert eng["events_7d"] == 1 and eng["clicks_30d"] == 1 and eng["clicks_7d"] == 0
+    assert eng["conversions_30d"] == 1 and eng["touches_90d"] == 1 and eng["sms_opens_90d"] == 0
+    assert eng["open_rate_90d"] == 0.0 and eng["conversion_rate_90d"] == 1.0
+
+    aff = _row(frames, "person_category_affinity", "PA", 60)
+    assert aff["categories_engaged"] == 2
+    assert aff["category_entropy"] == pytest.approx(-(2 / 3 * np.log(2 / 3) + 1 / 3 * np.log(1 / 3)))
+
+    consent = _row(frames, "person_consent", "PA", 60)
+    assert consent["consent_sms_marketing"] == 0 and consent["consent_email_marketing"] == 1
+    assert consent["consent_email_service"] == 0 and consent["consented_channels"] == 1
+
+    beh = _row(frames, "person_behaviour", "PA", 60)
+    # the one conversion came from discount_10 (10% off in config/actions.yaml) after one discounted touch
+    assert beh["discount_conversion_share"] == 1.0 and beh["discount_response_rate"] == 1.0
+    assert beh["full_price_response_rate"] == 0.0 and beh["avg_discount_converted"] == pytest.approx(0.10)
+    assert beh["price_index"] == pytest.approx(1.0)  # PA's orders are each category's only orders
+    assert beh["avg_item_price"] == 75.0 and beh["max_order_value"] == 100.0
+    assert beh["basket_items_avg"] == 1.0 and beh["basket_value_90d"] == 75.0
+    # active events fall on Thu, Tue, Sun, Tue, Mon, Tue (all at 00:00 UTC)
+    assert beh["preferred_hour"] == 0 and beh["preferred_weekday"] == 1
+    assert beh["weekend_share"] == pytest.approx(1 / 6) and beh["evening_share"] == 0.0
+    assert _row(frames, "person_behaviour", "PA", 60)["preferred_weekday"] == 1
+
+
+def test_clv_features_follow_the_bgnbd_model():
+    from features.clv import expected_purchases, probability_alive
+    from features.engineering_value import DEFAULT_VALUE_MODELS
+
+    frames = build_feature_snapshots(EVENTS, [day(60), day(160)])
+    value = _row(frames, "person_value", "PA", 60)
+    # two purchase days (10, 40): x = 1, t_x = 30, T = 50 days; too few buyers to fit -> CDNOW prior
+    bg = DEFAULT_VALUE_MODELS.purchases
+    assert value["clv_repeat_purchases"] == 1
+    assert value["clv_p_alive"] == pytest.approx(probability_alive(bg, [1], [30.0], [50.0])[0])
+    expected = expected_purchases(bg, 90.0, [1], [30.0], [50.0])[0]
+    assert value["clv_expected_purchases_90d"] == pytest.approx(expected)
+    assert value["clv_expected_order_value"] == 75.0
+    assert value["clv_expected_value_90d"] == pytest.approx(expected * 75.0)
+    never = _row(frames, "person_value", "PB", 160)
+    assert never["clv_p_alive"] == 0.0 and never["clv_expected_value_90d"] == 0.0
+
+
+def test_clv_models_are_fitted_point_in_time_on_a_larger_population():
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(120):
+        first = rng.uniform(0, 60)
+        for k, gap in enumerate(np.cumsum(rng.exponential(25.0, size=rng.integers(1, 6)))):
+            rows.append(ev(f"Q{i:03d}", round(first + gap - gap * (k == 0), 2), "web", "order",
+                           order_id=f"o{i}-{k}", category="books", amount=float(rng.gamma(2.0, 30.0))))
+    events = frame(rows)
+    frames = build_feature_snapshots(events, [day(100), day(200)])
+    value = frames["person_value"]
+    assert value["clv_p_alive"].between(0.0, 1.0).all()
+    assert (value["clv_expected_purchases_90d"] >= 0).all() and value["clv_expected_value_90d"].gt(0).any()
+    # the day-100 models are fitted on day-100 history only: later snapshots leave its rows unchanged
+    alone = build_feature_snapshots(events, [day(100)])["person_value"]
+    together = value[value["event_timestamp"] == day(100)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, together)
+    assert (alone["clv_p_alive"] < 1.0).any()  # fitted models, not just first-time buyers
