@@ -9,15 +9,19 @@ never depends on the rows of a later request; unseen categories become missing v
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from models.calibration import Calibrator, fit_calibrator
+
 BOOSTER_FILE = "booster.txt"
 META_FILE = "meta.json"
+_UNSAFE = re.compile(r"[^0-9A-Za-z_]")
 
 
 class NotFittedError(RuntimeError):
@@ -27,6 +31,25 @@ class NotFittedError(RuntimeError):
 def check_fitted(model, attribute: str) -> None:
     if getattr(model, attribute, None) is None:
         raise NotFittedError(f"{type(model).__name__} is not fitted yet: call fit() first")
+
+
+def booster_feature_names(names: Sequence[str]) -> list[str]:
+    """Names LightGBM accepts (it rejects JSON special characters): ASCII word characters, made unique.
+
+    The model keeps the caller's names in ``feature_names_`` and reads frames by them; only the booster
+    sees these, so any column name (spaces, %, accents, CJK, duplicates after cleaning) works.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        base = _UNSAFE.sub("_", str(name)).strip("_") or f"f{i}"
+        candidate, k = base, 1
+        while candidate in seen:
+            k += 1
+            candidate = f"{base}_{k}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
 
 
 def _is_categorical(series: pd.Series) -> bool:
@@ -136,8 +159,21 @@ class LGBMBinaryBase:
         return lookup[1]
 
     # -- sklearn contract -------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: Sequence[int] | np.ndarray) -> LGBMBinaryBase:
-        """Learn from features ``X`` (n_rows, n_features) and binary labels ``y`` (n_rows,)."""
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Sequence[int] | np.ndarray,
+        *,
+        eval_set: tuple[pd.DataFrame, Sequence[int] | np.ndarray] | None = None,
+        callbacks: list[Callable] | None = None,
+        early_stopping_rounds: int | None = None,
+    ) -> LGBMBinaryBase:
+        """Learn from features ``X`` (n_rows, n_features) and binary labels ``y`` (n_rows,).
+
+        ``eval_set`` (X_valid, y_valid) is scored by AUC each round (for tuning: LightGBM callbacks such as
+        an Optuna pruner see it; with ``early_stopping_rounds`` the booster keeps its best iteration and
+        ``best_iteration_`` says which). Fitting drops any earlier calibration.
+        """
         self._check_params()
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
@@ -159,20 +195,52 @@ class LGBMBinaryBase:
                 self.categories_[name] = sorted(values.tolist())
         matrix = self._encode(X)
         categorical = [j for j, n in enumerate(self.feature_names_) if n in self.categories_]
+        names = booster_feature_names(self.feature_names_)
         dataset = lgb.Dataset(
-            matrix, label=y, feature_name=self.feature_names_, categorical_feature=categorical,
-            free_raw_data=True, params={"verbose": -1},
+            matrix, label=y, feature_name=names, categorical_feature=categorical,
+            free_raw_data=False, params={"verbose": -1},
         )
-        self.booster_ = lgb.train(self._lgb_params(), dataset, num_boost_round=int(self.n_estimators))
+        params = self._lgb_params()
+        valid_sets, callbacks = [], list(callbacks or [])
+        if eval_set is not None:
+            y_valid = np.asarray(eval_set[1], dtype=np.float64).ravel()
+            valid_sets = [lgb.Dataset(self._encode(eval_set[0]), label=y_valid, reference=dataset,
+                                      feature_name=names, categorical_feature=categorical)]
+            params["metric"] = "auc"
+            if early_stopping_rounds:
+                callbacks.append(lgb.early_stopping(int(early_stopping_rounds), verbose=False))
+        self.booster_ = lgb.train(params, dataset, num_boost_round=int(self.n_estimators),
+                                  valid_sets=valid_sets or None, valid_names=["valid"] if valid_sets else None,
+                                  callbacks=callbacks or None)
+        best = getattr(self.booster_, "best_iteration", 0) or 0
+        self.best_iteration_ = int(best) if best > 0 else int(self.n_estimators)
         self.n_features_in_ = len(self.feature_names_)
+        self.calibrator_ = None
         return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Probability of the positive class, shape (n_rows,)."""
+    def calibrate(self, X: pd.DataFrame, y: Sequence[int] | np.ndarray, method: str = "platt") -> LGBMBinaryBase:
+        """Fit a monotone probability map on held-out rows (never the training rows) and apply it from now on."""
+        check_fitted(self, "booster_")
+        self.calibrator_ = fit_calibrator(self.predict_raw(X), np.asarray(y), method)
+        return self
+
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """The booster's probability before calibration, shape (n_rows,)."""
         check_fitted(self, "booster_")
         if len(X) == 0:
             return np.zeros(0, dtype=np.float64)
-        return np.asarray(self.booster_.predict(self._encode(X)), dtype=np.float64)
+        return np.asarray(self.booster_.predict(self._encode(X), num_iteration=self._iterations()),
+                          dtype=np.float64)
+
+    def _iterations(self) -> int | None:
+        best = getattr(self, "best_iteration_", None)
+        return int(best) if best else None
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Probability of the positive class, shape (n_rows,)."""
+        raw = self.predict_raw(X)
+        calibrator = getattr(self, "calibrator_", None)
+        return calibrator.transform(raw) if calibrator is not None and len(raw) else raw
 
     def predict(self, X: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
         return (self.predict_proba(X) >= threshold).astype(np.int64)
@@ -195,6 +263,8 @@ class LGBMBinaryBase:
             "params": self.get_params(),
             "feature_names": self.feature_names_,
             "categories": self.categories_,
+            "best_iteration": getattr(self, "best_iteration_", None),
+            "calibration": None if getattr(self, "calibrator_", None) is None else self.calibrator_.to_dict(),
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2))
         return directory
@@ -210,4 +280,7 @@ class LGBMBinaryBase:
         model.categories_ = {k: list(v) for k, v in meta["categories"].items()}
         model.booster_ = lgb.Booster(model_str=(directory / BOOSTER_FILE).read_text())
         model.n_features_in_ = len(model.feature_names_)
+        model.best_iteration_ = meta.get("best_iteration")
+        calibration = meta.get("calibration")
+        model.calibrator_ = Calibrator.from_dict(calibration) if calibration else None
         return model

@@ -3,7 +3,10 @@
 ``MatrixFactorizationRecommender`` learns person and item embeddings with PyTorch and the BPR loss
 (Rendle et al., 2009, "BPR: Bayesian Personalized Ranking from Implicit Feedback"). After fit the
 factors are copied to numpy, so a recommendation is one dot product and an ``argpartition``: serving
-never imports torch. ``PopularityRecommender`` is the baseline it must beat.
+never imports torch. ``loss="softmax"`` trains the same factors with a sampled softmax over the catalogue
+instead (Covington et al., 2016, "Deep Neural Networks for YouTube Recommendations").
+``PopularityRecommender`` and ``ItemKNNRecommender`` (cosine item-item, Sarwar et al., 2001) are the
+baselines it must beat.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from models._lgbm import NotFittedError
 
 ARRAYS_FILE = "recommender.npz"
+LOSSES = ("bpr", "softmax")
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -31,6 +35,23 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     part = part[np.isfinite(scores[part])]
     order = np.lexsort((part, -scores[part]))
     return part[order][:k]
+
+
+def _unseen_negatives(rng: np.random.Generator, users: np.ndarray, seen_keys: np.ndarray,
+                      n_items: int, rounds: int = 3) -> np.ndarray:
+    """One uniformly drawn item per row of ``users``, redrawn (a few rounds) where the person has seen it.
+
+    ``seen_keys`` are the sorted ``person * n_items + item`` keys of the observed pairs.
+    """
+    negatives = rng.integers(0, n_items, size=len(users))
+    for _ in range(rounds):
+        keys = users * n_items + negatives
+        pos = np.searchsorted(seen_keys, keys)
+        hit = (pos < len(seen_keys)) & (seen_keys[np.minimum(pos, len(seen_keys) - 1)] == keys)
+        if not hit.any():
+            break
+        negatives[hit] = rng.integers(0, n_items, size=int(hit.sum()))
+    return negatives
 
 
 class _Indexed:
@@ -103,6 +124,53 @@ class PopularityRecommender(_Indexed):
         return self.popularity_
 
 
+class ItemKNNRecommender(_Indexed):
+    """Baseline: cosine item-item neighbourhoods on the binary person x item matrix.
+
+    A person's score for item ``i`` is the sum of ``cos(i, j)`` over the items ``j`` they interacted with
+    (Sarwar et al., 2001, "Item-based collaborative filtering recommendation algorithms").
+
+    Parameters
+    ----------
+    n_neighbors : int or None, default=None
+        Keep only each item's ``n_neighbors`` most similar items (None keeps all).
+
+    Attributes
+    ----------
+    similarity_ : np.ndarray, shape (n_items, n_items)
+        Cosine similarities with a zero diagonal (float32, dense: meant for catalogues of thousands).
+    """
+
+    def __init__(self, *, n_neighbors: int | None = None) -> None:
+        self.n_neighbors = n_neighbors
+
+    def get_params(self) -> dict:
+        return {"n_neighbors": self.n_neighbors}
+
+    def fit(self, person_ids: Sequence[str], item_ids: Sequence[str]) -> ItemKNNRecommender:
+        from scipy import sparse
+
+        if self.n_neighbors is not None and int(self.n_neighbors) < 1:
+            raise ValueError(f"n_neighbors must be >= 1 or None, got {self.n_neighbors!r}")
+        users, items = self._index(person_ids, item_ids)
+        matrix = sparse.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)),
+                                   shape=(len(self.person_ids_), len(self.item_ids_)))
+        co = (matrix.T @ matrix).toarray().astype(np.float32)
+        norms = np.sqrt(np.diag(co)).astype(np.float32)
+        norms[norms == 0] = 1.0
+        similarity = co / norms[:, None] / norms[None, :]
+        np.fill_diagonal(similarity, 0.0)
+        if self.n_neighbors is not None and int(self.n_neighbors) < len(similarity) - 1:
+            cut = len(similarity) - int(self.n_neighbors)
+            drop = np.argpartition(similarity, cut - 1, axis=1)[:, :cut]
+            np.put_along_axis(similarity, drop, 0.0, axis=1)
+        self.similarity_ = similarity
+        return self
+
+    def _person_scores(self, row: int) -> np.ndarray:
+        return self.similarity_[:, self._seen(row)].sum(axis=1)
+
+
 class MatrixFactorizationRecommender(_Indexed):
     """Implicit-feedback matrix factorisation trained with BPR.
 
@@ -117,6 +185,12 @@ class MatrixFactorizationRecommender(_Indexed):
     reg : float, default=1e-4
         L2 penalty on the embeddings touched by a batch.
     batch_size : int, default=2048
+    loss : {"bpr", "softmax"}, default="bpr"
+        ``bpr``: one sampled negative per positive pair. ``softmax``: cross-entropy of the positive item
+        against ``n_negatives`` items drawn uniformly (shared across the batch), a sampled softmax.
+    n_negatives : int, default=256
+        Sampled negatives per batch for ``loss="softmax"``; at or above the catalogue size the softmax
+        runs over every item (exact, no sampling).
     seed : int, default=0
         Seeds initialisation and negative sampling.
 
@@ -140,6 +214,8 @@ class MatrixFactorizationRecommender(_Indexed):
         learning_rate: float = 0.02,
         reg: float = 1e-4,
         batch_size: int = 2048,
+        loss: str = "bpr",
+        n_negatives: int = 256,
         seed: int = 0,
     ) -> None:
         self.n_factors = n_factors
@@ -147,16 +223,21 @@ class MatrixFactorizationRecommender(_Indexed):
         self.learning_rate = learning_rate
         self.reg = reg
         self.batch_size = batch_size
+        self.loss = loss
+        self.n_negatives = n_negatives
         self.seed = seed
 
     def get_params(self) -> dict:
         return {
             "n_factors": self.n_factors, "epochs": self.epochs, "learning_rate": self.learning_rate,
-            "reg": self.reg, "batch_size": self.batch_size, "seed": self.seed,
+            "reg": self.reg, "batch_size": self.batch_size, "loss": self.loss, "n_negatives": self.n_negatives,
+            "seed": self.seed,
         }
 
     def _check_params(self) -> None:
-        for name in ("n_factors", "epochs", "batch_size"):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        for name in ("n_factors", "epochs", "batch_size", "n_negatives"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if float(self.learning_rate) <= 0:
@@ -170,6 +251,17 @@ class MatrixFactorizationRecommender(_Indexed):
 
         self._check_params()
         users, items = self._index(person_ids, item_ids)
+        # small embedding ops gain nothing from intra-op threads, and on a busy machine oversubscribed
+        # threads make training ~10x slower (measured on 2 cores): train on one thread, then restore
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._train(torch, users, items)
+        finally:
+            torch.set_num_threads(threads)
+        return self
+
+    def _train(self, torch, users: np.ndarray, items: np.ndarray) -> None:
         n_users, n_items = len(self.person_ids_), len(self.item_ids_)
         rng = np.random.default_rng(self.seed)
         generator = torch.Generator().manual_seed(int(self.seed))
@@ -181,27 +273,38 @@ class MatrixFactorizationRecommender(_Indexed):
         seen_keys = users * n_items + items  # sorted because pairs are sorted
         self.loss_history_ = []
         batch = int(self.batch_size)
+        n_sampled = min(int(self.n_negatives), n_items)
+        reg = float(self.reg)
         for _ in range(int(self.epochs)):
             order = rng.permutation(len(users))
-            negatives = rng.integers(0, n_items, size=len(users))
-            # resample negatives that the person has actually interacted with (a few rounds suffice)
-            for _ in range(3):
-                keys = users[order] * n_items + negatives
-                pos = np.searchsorted(seen_keys, keys)
-                hit = (pos < len(seen_keys)) & (seen_keys[np.minimum(pos, len(seen_keys) - 1)] == keys)
-                if not hit.any():
-                    break
-                negatives[hit] = rng.integers(0, n_items, size=int(hit.sum()))
+            if self.loss == "bpr":
+                negatives = _unseen_negatives(rng, users[order], seen_keys, n_items)
             total = 0.0
             for start in range(0, len(order), batch):
                 sel = order[start:start + batch]
                 u = torch.from_numpy(users[sel])
                 i = torch.from_numpy(items[sel])
-                j = torch.from_numpy(negatives[start:start + batch])
-                pu, qi, qj = user_emb[u], item_emb[i], item_emb[j]
-                diff = (pu * (qi - qj)).sum(dim=1) + item_bias[i] - item_bias[j]
-                loss = -torch.nn.functional.logsigmoid(diff).mean()
-                loss = loss + float(self.reg) * (pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / len(sel)
+                pu, qi = user_emb[u], item_emb[i]
+                if self.loss == "bpr":
+                    j = torch.from_numpy(negatives[start:start + batch])
+                    qj = item_emb[j]
+                    diff = (pu * (qi - qj)).sum(dim=1) + item_bias[i] - item_bias[j]
+                    loss = -torch.nn.functional.logsigmoid(diff).mean()
+                    penalty = pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()
+                elif n_sampled >= n_items:  # full softmax over the catalogue: no sampling needed
+                    logits = pu @ item_emb.T + item_bias
+                    loss = torch.nn.functional.cross_entropy(logits, i)
+                    penalty = pu.pow(2).sum() + qi.pow(2).sum() + item_emb.pow(2).sum() * len(sel) / n_items
+                else:  # sampled softmax: the positive against shared uniform negatives (accidental hits masked)
+                    j = torch.from_numpy(rng.choice(n_items, n_sampled, replace=False))
+                    qj = item_emb[j]
+                    positive = (pu * qi).sum(dim=1, keepdim=True) + item_bias[i].unsqueeze(1)
+                    sampled = pu @ qj.T + item_bias[j]
+                    sampled = sampled.masked_fill(i.unsqueeze(1) == j.unsqueeze(0), float("-inf"))
+                    logits = torch.cat([positive, sampled], dim=1)
+                    loss = -torch.log_softmax(logits, dim=1)[:, 0].mean()
+                    penalty = pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum() * len(sel) / n_sampled
+                loss = loss + reg * penalty / len(sel)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -210,7 +313,6 @@ class MatrixFactorizationRecommender(_Indexed):
         self.user_factors_ = user_emb.detach().numpy().astype(np.float32).copy()
         self.item_factors_ = item_emb.detach().numpy().astype(np.float32).copy()
         self.item_bias_ = item_bias.detach().numpy().astype(np.float32).copy()
-        return self
 
     def _person_scores(self, row: int) -> np.ndarray:
         return self.item_factors_ @ self.user_factors_[row] + self.item_bias_
@@ -219,7 +321,7 @@ class MatrixFactorizationRecommender(_Indexed):
     def to_arrays(self) -> dict[str, np.ndarray]:
         self._check_fitted()
         params = np.array([self.n_factors, self.epochs, self.learning_rate, self.reg, self.batch_size,
-                           self.seed], dtype=np.float64)
+                           self.seed, LOSSES.index(self.loss), self.n_negatives], dtype=np.float64)
         return {
             "params": params, "person_ids": self.person_ids_.astype(str), "item_ids": self.item_ids_.astype(str),
             "user_factors": self.user_factors_, "item_factors": self.item_factors_, "item_bias": self.item_bias_,
@@ -228,9 +330,10 @@ class MatrixFactorizationRecommender(_Indexed):
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> MatrixFactorizationRecommender:
-        n_factors, epochs, lr, reg, batch, seed = arrays["params"].tolist()
+        n_factors, epochs, lr, reg, batch, seed, *rest = arrays["params"].tolist()
+        loss, n_negatives = (LOSSES[int(rest[0])], int(rest[1])) if rest else ("bpr", 256)
         model = cls(n_factors=int(n_factors), epochs=int(epochs), learning_rate=lr, reg=reg,
-                    batch_size=int(batch), seed=int(seed))
+                    batch_size=int(batch), loss=loss, n_negatives=n_negatives, seed=int(seed))
         model.person_ids_ = np.asarray(arrays["person_ids"]).astype(str)
         model.item_ids_ = np.asarray(arrays["item_ids"]).astype(str)
         model.person_index_ = {p: i for i, p in enumerate(model.person_ids_.tolist())}

@@ -119,6 +119,56 @@ def propensity_training_set(settings: Settings, events: pd.DataFrame) -> pd.Data
     return _join_features(settings, touch_outcomes(events), "propensity_v1")
 
 
+def uplift_units(
+    events: pd.DataFrame, dates, window: pd.Timedelta = CONVERSION_WINDOW, *, control_per_treated: float = 2.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Rows (person_id, event_timestamp=T, treated, label) for the uplift T-learner.
+
+    For each date T, persons seen before T are units; ``treated`` = touched in [T, T + window) (the logging
+    policy touches at random, so untreated persons of the same week are a fair comparison); ``label`` = an
+    order or a conversion in [T, T + window]. Untreated units are subsampled (seeded) to at most
+    ``control_per_treated`` per treated unit of that date, which keeps the Feast join small.
+    """
+    import numpy as np
+
+    frame = _resolved(events, ("touch", "order", "conversion"))
+    seen = _utc(events.loc[events["person_id"].notna(), "ts"]).groupby(
+        events.loc[events["person_id"].notna(), "person_id"].astype(str)).min()
+    _, end = data_window(events)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for when in pd.to_datetime(pd.Index(dates), utc=True):
+        if when + window > end:
+            continue
+        units = np.sort(seen.index[seen < when].to_numpy().astype(str))
+        span = frame[(frame["ts"] >= when) & (frame["ts"] < when + window)]
+        touched = set(span.loc[span["event_type"] == "touch", "person_id"].astype(str))
+        bought = set(span.loc[span["event_type"].isin(("order", "conversion")), "person_id"].astype(str))
+        treated = np.array([u in touched for u in units], dtype=bool)
+        controls = np.flatnonzero(~treated)
+        keep = int(min(len(controls), max(1, control_per_treated * treated.sum())))
+        chosen = np.sort(np.concatenate([np.flatnonzero(treated), rng.choice(controls, keep, replace=False)]))
+        frames.append(pd.DataFrame({"person_id": units[chosen], "event_timestamp": when,
+                                    "treated": treated[chosen].astype(int),
+                                    "label": [int(u in bought) for u in units[chosen]]}))
+    if not frames:
+        return pd.DataFrame({"person_id": pd.Series(dtype=str), "event_timestamp": pd.Series(
+            dtype="datetime64[ns, UTC]"), "treated": pd.Series(dtype=int), "label": pd.Series(dtype=int)})
+    out = pd.concat(frames, ignore_index=True)
+    out["event_timestamp"] = _utc(out["event_timestamp"])
+    return out
+
+
+def uplift_training_set(settings: Settings, events: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """Weekly uplift units joined to the person features of ``propensity_v1`` as of each date."""
+    from features.engineering import snapshot_dates
+
+    start, end = data_window(events)
+    units = uplift_units(events, snapshot_dates(start, end - CONVERSION_WINDOW, every_days=7), seed=seed)
+    return _join_features(settings, units, "propensity_v1")
+
+
 # -- recommender and bandit ---------------------------------------------------------------------------
 def interactions(events: pd.DataFrame) -> pd.DataFrame:
     """Implicit person x item interactions: person_id, item_id, ts, event_type (time ordered)."""
@@ -164,5 +214,5 @@ def _join_features(settings: Settings, labelled: pd.DataFrame, service: str) -> 
 
 def feature_columns(frame: pd.DataFrame, exclude: tuple[str, ...] = ()) -> list[str]:
     """Model inputs of a training set: everything but keys, labels and bookkeeping columns."""
-    skip = set(KEYS) | {"label", "touch_id"} | set(exclude)
+    skip = set(KEYS) | {"label", "touch_id", "treated"} | set(exclude)
     return [c for c in frame.columns if c not in skip]

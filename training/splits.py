@@ -57,3 +57,37 @@ def interaction_split(
             if new:
                 relevant[str(person)] = new
     return train, relevant, split.cutoff
+
+
+def group_split(
+    frame: pd.DataFrame, *, group_col: str, test_fraction: float = 0.25, seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Random split by group (e.g. person): every row of a group lands on the same side.
+
+    Used for the inner validation of churn tuning: with a 30-day label horizon an inner *time* split
+    with an honest gap leaves one or two snapshot dates to train on, while a split without the gap lets
+    tuning reward trees that exploit overlapping label windows (measured: valid AUC 0.75, test 0.67).
+    """
+    import numpy as np
+
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    if group_col not in frame.columns:
+        raise ValueError(f"frame has no column {group_col!r}")
+    groups = np.sort(frame[group_col].astype(str).unique())
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(groups, size=max(1, int(round(test_fraction * len(groups)))), replace=False))
+    mask = frame[group_col].astype(str).isin(held).to_numpy()
+    return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
+
+
+def stratified_split(
+    frame: pd.DataFrame, *, label_col: str, test_fraction: float = 0.25, seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Random split keeping the class balance on both sides (for tables with no time column)."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    train, test = train_test_split(frame, test_size=test_fraction, random_state=seed, stratify=frame[label_col])
+    return train.reset_index(drop=True), test.reset_index(drop=True)

@@ -110,3 +110,35 @@ def test_save_load_round_trip_is_exact(tmp_path):
     np.testing.assert_array_equal(model.predict_proba(X), loaded.predict_proba(X))
     with pytest.raises(ValueError, match="PropensityClassifier"):
         ChurnClassifier.load(tmp_path / "m")
+
+
+def test_awkward_column_names_fit_predict_and_round_trip(tmp_path):
+    from models._lgbm import booster_feature_names
+
+    X, y = _person_frame(1500, seed=4)
+    X.columns = ["recency days (%)", "fréquence 30d", "会员 等级", "a{b}:\"c\""]
+    X["recency_days__"] = X["recency days (%)"] * 2  # cleans to the same name as the first column
+    assert len(set(booster_feature_names(X.columns))) == X.shape[1]
+    model = ChurnClassifier(n_estimators=40, n_jobs=1, seed=0).fit(X, y)
+    assert model.feature_names_ == list(X.columns)
+    assert set(model.feature_importance()) == set(X.columns)
+    loaded = ChurnClassifier.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_early_stopping_keeps_best_iteration_and_calibration_round_trips(tmp_path):
+    X, y = _person_frame(3000, seed=5)
+    model = ChurnClassifier(n_estimators=500, learning_rate=0.2, n_jobs=1, seed=0).fit(
+        X.iloc[:1500], y[:1500], eval_set=(X.iloc[1500:2200], y[1500:2200]), early_stopping_rounds=20)
+    assert 1 <= model.best_iteration_ < 500
+    raw = model.predict_raw(X.iloc[2200:])
+    model.calibrate(X.iloc[1500:2200], y[1500:2200], "platt")
+    calibrated = model.predict_proba(X.iloc[2200:])
+    assert not np.allclose(raw, calibrated)
+    # Platt scaling is monotone: the ranking (AUC) does not change
+    assert roc_auc_score(y[2200:], calibrated) == pytest.approx(roc_auc_score(y[2200:], raw), abs=1e-12)
+    loaded = ChurnClassifier.load(model.save(tmp_path / "cal"))
+    np.testing.assert_array_equal(loaded.predict_proba(X.iloc[2200:]), calibrated)
+    assert loaded.calibrator_.method == "platt" and loaded.best_iteration_ == model.best_iteration_
+    model.fit(X.iloc[:500], y[:500])  # refitting drops the old calibration
+    assert model.calibrator_ is None

@@ -57,13 +57,16 @@ def test_classifiers_round_trip(tracking, tmp_path):
         expected = model.predict_proba(X)
         np.testing.assert_array_equal(np.asarray(loaded.predict(X)), expected)
         np.testing.assert_array_equal(loaded.unwrap_python_model().predictor.predict_proba(X), expected)
+        one = X.head(1)  # the serving case: one row through both paths
+        np.testing.assert_array_equal(np.asarray(loaded.predict(one)),
+                                      loaded.unwrap_python_model().predictor.predict_proba(one))
 
 
 def test_recommender_round_trip(tracking, tmp_path):
     rng = np.random.default_rng(1)
     persons = rng.choice([f"P{i}" for i in range(40)], 400)
     items = rng.choice([f"I{i}" for i in range(30)], 400)
-    model = MatrixFactorizationRecommender(n_factors=4, epochs=2).fit(persons, items)
+    model = MatrixFactorizationRecommender(n_factors=4, epochs=2, loss="softmax", n_negatives=8).fit(persons, items)
     query = pd.DataFrame({"person_id": ["P1", "unknown"], "k": [5, 3]})
     loaded = _round_trip(model, "recommender", query, tmp_path)
     out = loaded.predict(query)
@@ -72,6 +75,10 @@ def test_recommender_round_trip(tracking, tmp_path):
     assert out[out.person_id == "unknown"]["item_id"].tolist() == [i for i, _ in model.recommend("x", 3)]
     fast = loaded.unwrap_python_model().predictor
     assert fast.recommend("P2", 4) == model.recommend("P2", 4)
+    # the fast path gives exactly the standard pyfunc predictions: same items, ranks and scores
+    expected = [(p, rank, item, score) for p, k in (("P1", 5), ("unknown", 3))
+                for rank, (item, score) in enumerate(fast.recommend(p, k), start=1)]
+    assert list(out.itertuples(index=False, name=None)) == expected
 
 
 def test_bandit_round_trip(tracking, tmp_path):
@@ -82,3 +89,6 @@ def test_bandit_round_trip(tracking, tmp_path):
     out = loaded.predict(pd.DataFrame({"anything": [1]}))
     assert out["share"].sum() == pytest.approx(1.0)
     assert dict(zip(out["channel"], out["share"], strict=True)) == model.budget_shares(20_000, 0)
+    wrapper = loaded.unwrap_python_model()
+    assert dict(zip(out["channel"], out["share"], strict=True)) == wrapper.predictor.budget_shares(
+        wrapper.n_samples, wrapper.seed)

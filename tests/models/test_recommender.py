@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from models import MatrixFactorizationRecommender, NotFittedError, PopularityRecommender
+from models.recommender import ItemKNNRecommender
 
 
 def _latent_world(seed: int = 0, n_persons: int = 400, n_items: int = 120, per_person: int = 12):
@@ -43,6 +44,29 @@ def test_mf_recovers_planted_structure_better_than_popularity():
     assert mf.loss_history_[-1] < mf.loss_history_[0]
 
 
+def test_softmax_loss_and_item_knn_also_beat_popularity():
+    persons, items, test = _latent_world()
+    pop_recall = _recall(PopularityRecommender().fit(persons, items), test)
+    softmax = MatrixFactorizationRecommender(n_factors=16, epochs=15, learning_rate=0.03, loss="softmax",
+                                             n_negatives=32, seed=0).fit(persons, items)
+    knn = ItemKNNRecommender().fit(persons, items)
+    assert _recall(softmax, test) > pop_recall + 0.1
+    assert _recall(knn, test) > pop_recall + 0.1
+    assert softmax.loss_history_[-1] < softmax.loss_history_[0]
+    few = ItemKNNRecommender(n_neighbors=5).fit(persons, items)
+    assert ((few.similarity_ > 0).sum(axis=1) <= 5).all()
+    np.testing.assert_allclose(few.similarity_.max(axis=1), knn.similarity_.max(axis=1), rtol=1e-6)
+    loaded = MatrixFactorizationRecommender.from_arrays(softmax.to_arrays())
+    assert loaded.get_params() == softmax.get_params() and loaded.recommend("P1", 5) == softmax.recommend("P1", 5)
+
+
+def test_item_knn_scores_are_sums_of_cosines_to_seen_items():
+    knn = ItemKNNRecommender().fit(["a", "a", "b", "b", "c"], ["x", "y", "x", "z", "z"])
+    # cos(x, y) = 1/sqrt(2*1), cos(x, z) = 1/sqrt(2*2), cos(y, z) = 0; person "c" saw z only
+    assert knn.recommend("c", 2) == [("x", pytest.approx(0.5)), ("y", 0.0)]
+    assert knn.recommend("a", 1) == [("z", pytest.approx(0.5))]
+
+
 def test_recommend_excludes_seen_sorted_and_unknown_person_gets_popularity():
     persons, items, _ = _latent_world(seed=1, n_persons=100)
     mf = MatrixFactorizationRecommender(n_factors=8, epochs=3, seed=1).fit(persons, items)
@@ -80,7 +104,8 @@ def test_numpy_round_trip_needs_no_torch(tmp_path):
 
 @pytest.mark.parametrize(
     ("params", "message"),
-    [({"n_factors": 0}, "n_factors"), ({"epochs": 0}, "epochs"), ({"learning_rate": 0}, "learning_rate")],
+    [({"n_factors": 0}, "n_factors"), ({"epochs": 0}, "epochs"), ({"learning_rate": 0}, "learning_rate"),
+     ({"loss": "hinge"}, "loss"), ({"n_negatives": 0}, "n_negatives")],
 )
 def test_bad_params_are_named(params, message):
     with pytest.raises(ValueError, match=message):
@@ -95,3 +120,5 @@ def test_unfitted_and_bad_k():
         pop.recommend("a", 0)
     with pytest.raises(ValueError, match="zero"):
         PopularityRecommender().fit([], [])
+    with pytest.raises(ValueError, match="n_neighbors"):
+        ItemKNNRecommender(n_neighbors=0).fit(["a"], ["b"])
