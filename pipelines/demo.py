@@ -10,6 +10,7 @@ import httpx
 import pandas as pd
 
 from config import Settings
+from features.adapters import raw_sources, read_raw
 from pipelines import stages
 from pipelines.server import start_server, stop_server, wait_ready
 
@@ -104,7 +105,7 @@ def run_demo(settings: Settings, customers: int, days: int, seed: int, serve: bo
         wait_ready(url, process)
         echo(f"  BentoML service ready at {url}")
     try:
-        raw = pd.read_parquet(settings.raw_dir / "events.parquet", columns=["channel", "event_type", "identifiers"])
+        raw = read_raw(raw_sources(settings.raw_dir))[["channel", "event_type", "identifiers"]]
         call_service(url, pick_calls(raw), echo)
         if serve:
             echo(f"\nServing at {url}  (OpenAPI docs at {url}/docs; Ctrl-C to stop)")

@@ -21,17 +21,25 @@ def server_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def serve_command(host: str, port: int) -> list[str]:
+def serve_command(host: str, port: int, target: str = "serving.service:NBAService") -> list[str]:
     bentoml = Path(sys.executable).with_name("bentoml")
-    return [str(bentoml), "serve", "serving.service:NBAService", "--host", host, "--port", str(port)]
+    return [str(bentoml), "serve", target, "--host", host, "--port", str(port)]
 
 
-def start_server(settings: Settings, port: int, log_file: Path | None = None) -> subprocess.Popen:
+def start_server(settings: Settings, port: int, log_file: Path | None = None,
+                 extra_env: dict[str, str] | None = None, target: str = "serving.service:NBAService",
+                 ) -> subprocess.Popen:
+    """Start ``bentoml serve`` for ``target`` in its own process group (so a stop reaches its workers).
+
+    ``extra_env`` adds variables such as ``NBA_MODEL_POLL_SECONDS``; ``target`` lets benchmarks start
+    another service (the no-op baseline) exactly the same way.
+    """
     log_file = log_file or settings.home / "logs" / f"serve-{port}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_file, "ab")  # noqa: SIM115 - owned by the child process for its lifetime
     return subprocess.Popen(
-        serve_command(settings.serving.host, port), cwd=PROJECT_ROOT, env=server_env(settings),
+        serve_command(settings.serving.host, port, target), cwd=PROJECT_ROOT,
+        env={**server_env(settings), **(extra_env or {})},
         stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )
 

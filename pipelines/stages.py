@@ -24,19 +24,20 @@ def stage(name: str, echo: Callable[[str], None] = print):
 
 
 def simulate(settings: Settings, customers: int, days: int, seed: int, echo=print) -> dict:
-    from simulator import WorldConfig, simulate, write_world
+    from simulator import WorldConfig, stream_world
 
     with stage("simulate", echo):
-        world = simulate(WorldConfig(customers=customers, days=days, seed=seed))
-        write_world(world, settings.raw_dir, settings.truth_dir)
-        echo(f"  {customers} customers, {days} days, {len(world.events):,} raw events")
-    return {"events": len(world.events)}
+        counts = stream_world(WorldConfig(customers=customers, days=days, seed=seed), settings.raw_dir,
+                              settings.truth_dir, echo)
+        echo(f"  {customers} customers, {days} days, {counts['events']:,} raw events in {counts['files']:,} files")
+    return counts
 
 
 def ingest(settings: Settings, sources: list[Path] | None = None, echo=print):
+    from features.adapters import raw_sources
     from features.ingest import ingest as run_ingest
 
-    sources = sources or sorted(settings.raw_dir.glob("*.parquet"))
+    sources = [p for s in sources for p in raw_sources(s)] if sources else raw_sources(settings.raw_dir)
     with stage("ingest", echo):
         report = run_ingest(sources, settings.lake_dir, settings.quarantine_dir, settings.id_salt())
         echo(
@@ -46,18 +47,36 @@ def ingest(settings: Settings, sources: list[Path] | None = None, echo=print):
     return report
 
 
-def resolve_identities(settings: Settings, echo=print) -> pd.DataFrame:
-    from features.identity import read_lake_events, resolve_identities, write_identity_map
+def resolve_identities(settings: Settings, echo=print, since: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Full One-ID over the lake; with ``since`` only lake events from then on are added to the stored state."""
+    from features.identity import (
+        read_identity_state,
+        read_lake_events,
+        update_identities,
+        write_identity_state,
+    )
 
     with stage("identity", echo):
-        identity_map = resolve_identities(read_lake_events(settings.lake_dir))
-        write_identity_map(identity_map, settings.identity_dir)
-        echo(f"  {len(identity_map):,} identifiers -> {identity_map['person_id'].nunique():,} persons")
-    return identity_map
+        previous = read_identity_state(settings.identity_dir)
+        events = read_lake_events(settings.lake_dir)
+        if since is not None and previous is not None:
+            events = events[events["ts"] >= since]
+        state = update_identities(previous, events, restart=since is None)
+        write_identity_state(state, settings.identity_dir)
+        st = state.stats
+        echo(f"  {st['identifiers']:,} identifiers -> {st['persons']:,} persons; {st['shared']:,} shared, "
+             f"{st['split']:,} split into eras; {len(state.changes):,} merges/splits logged")
+    return state.map
 
 
 def build_features(settings: Settings, echo=print) -> None:
-    from features.engineering import build_feature_snapshots, snapshot_dates, write_feature_tables
+    from features.engineering import (
+        build_feature_snapshots,
+        latest_value_models,
+        snapshot_dates,
+        write_feature_tables,
+    )
+    from features.engineering_value import write_value_models
     from features.identity import load_resolved_events
 
     with stage("features", echo):
@@ -65,6 +84,8 @@ def build_features(settings: Settings, echo=print) -> None:
         dates = snapshot_dates(events["ts"].min().normalize() + pd.Timedelta(days=28), events["ts"].max())
         frames = build_feature_snapshots(events, dates)
         write_feature_tables(frames, settings.features_dir)
+        # the latest snapshot's CLV models, reused by real-time pushes (features.realtime)
+        write_value_models(latest_value_models(events, dates[-1]), settings.features_dir)
         n = sum(len(f.columns) - 2 for f in frames.values())
         echo(f"  {len(frames)} feature views, {n} features, {len(dates)} snapshots")
 
@@ -76,13 +97,33 @@ def feast_apply(settings: Settings, echo=print) -> None:
         apply(settings)
 
 
-def feast_materialize(settings: Settings, echo=print) -> None:
-    from features.store import materialize
+def feast_materialize(settings: Settings, echo=print, use_feast: bool = False) -> None:
+    """Latest snapshots into the online store: the fast SQLite path unless ``use_feast`` or another store."""
+    from features.materialize import fast_materialize, is_sqlite_online
+    from features.store import materialize, open_store
 
     with stage("feast materialize", echo):
         end = max(pd.read_parquet(p, columns=["event_timestamp"])["event_timestamp"].max()
                   for p in settings.features_dir.glob("*.parquet"))
-        materialize(settings, end.to_pydatetime() + pd.Timedelta(seconds=1))
+        end = end.to_pydatetime() + pd.Timedelta(seconds=1)
+        if use_feast or not is_sqlite_online(open_store(settings)):
+            materialize(settings, end)
+            echo("  Feast materialize")
+        else:
+            report = fast_materialize(settings, end)
+            echo(f"  fast path: {sum(report.rows.values()):,} rows, {report.cells:,} values")
+
+
+def push(settings: Settings, paths: list[Path], echo=print):
+    """Raw event files -> lake -> the touched persons' online features (features.realtime)."""
+    from features.realtime import push_files
+
+    with stage("push", echo):
+        report = push_files(settings, paths)
+        echo(f"  read {report.rows_read:,}, kept {report.rows_kept:,}, duplicates {report.duplicates:,}, "
+             f"quarantined {sum(report.quarantined.values()):,}; {len(report.persons)} persons refreshed "
+             f"online, {report.unresolved_events} events without a known person ({report.seconds:.2f} s)")
+    return report
 
 
 def train(settings: Settings, which: str = "all", seed: int = 0, echo=print) -> list:

@@ -1,3 +1,7 @@
 """The decision service: catalog, funnel stages, arbitration, decision log and the BentoML shell."""
 
-__all__ = ["arbitration", "candidates", "catalog", "contact_policy", "contracts", "decision_log", "engine"]
+__all__ = [
+    "arbitration", "batch", "candidates", "catalog", "contact_history", "contact_policy", "contracts",
+    "decision_log", "eligibility", "engine", "experiments", "expressions", "policies", "scoring", "segments",
+    "volume",
+]

@@ -59,6 +59,20 @@ class ActionDecision(BaseModel):
     payload: dict
 
 
+class ShadowAction(BaseModel):
+    action_id: str
+    channel: str
+    score: float
+    propensity: float
+
+
+class ShadowResult(BaseModel):
+    """What the challenger would have answered for a champion-arm request: scored and logged, not served."""
+
+    model_versions: dict[str, str]
+    actions: list[ShadowAction]
+
+
 class Decision(BaseModel):
     decision_id: str
     person_id: str | None
@@ -67,6 +81,11 @@ class Decision(BaseModel):
     experiment_arm: str
     degraded: bool
     cold_start: bool
+    degraded_reason: str | None = Field(
+        default=None, description="when degraded: what was unavailable (online store, models)"
+    )
+    # Excluded from the response: the service writes it to the decision log only.
+    shadow: ShadowResult | None = Field(default=None, exclude=True)
 
 
 class FeedbackRequest(_Strict):
@@ -82,3 +101,41 @@ class FeedbackAck(BaseModel):
     action_id: str
     outcome: str
     duplicate: bool
+
+
+class CandidateExplanation(BaseModel):
+    action_id: str
+    channel: str
+    purpose: str
+    chosen: bool
+    stage: str | None = Field(description="funnel stage that removed the candidate; null when chosen")
+    removed_by: str | None = Field(description="the rule that removed it; null when chosen")
+    factors: dict[str, float | None]
+    reasons: list[str]
+
+
+class Explanation(BaseModel):
+    """The whole decision funnel for one customer (POST /explain): never logged, never learned from."""
+
+    person_id: str | None
+    experiment_arm: str
+    cold_start: bool
+    timezone: str
+    scores: dict[str, float]
+    model_versions: dict[str, str]
+    stages: list[str]
+    candidates: list[CandidateExplanation]
+    chosen: list[ActionDecision]
+
+
+MAX_BATCH = 1000
+
+
+class DecideBatchRequest(_Strict):
+    """POST /decide_batch: many customers in one call (outbound runs); caps and volume hold across them."""
+
+    requests: list[DecideRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class DecideBatchResponse(BaseModel):
+    decisions: list[Decision]

@@ -2,69 +2,148 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
-from dataclasses import dataclass
 
 import mlflow
 from mlflow import MlflowClient
 
 from config import Settings
 from features.identity import IdentityIndex, read_identity_map
-from features.store import online_features, open_store
 from serving.catalog import load_catalog
 from serving.decision_log import DecisionLog
 from serving.engine import DecisionEngine, ModelSet
+from serving.online import DECISION_SERVICE, FeastOnlineReader, open_online_reader
+
+__all__ = [
+    "DECISION_SERVICE",
+    "SERVED_MODELS",
+    "OnlineFeatureReader",
+    "build_engine",
+    "challenger_versions",
+    "champion_versions",
+    "load_champions",
+    "load_model_set",
+    "load_served",
+    "make_engine",
+    "served_versions",
+    "with_models",
+]
 
 log = logging.getLogger(__name__)
 
 SERVED_MODELS = ("churn", "propensity", "recommender", "budget_bandit")
-DECISION_SERVICE = "decision_v1"
+OnlineFeatureReader = FeastOnlineReader  # the Feast SDK reader, kept under its first name
 
 
-def load_champions(settings: Settings, alias: str = "champion") -> ModelSet:
-    """Loads each model's ``alias`` version as a standard pyfunc, then keeps its fast in-process predictor."""
+def _client(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
-    predictors, versions = {}, {}
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+
+
+def champion_versions(settings: Settings, alias: str = "champion") -> dict[str, str]:
+    """The registry version each served model's ``alias`` points at now (one cheap query per model)."""
+    client = _client(settings)
+    return {name: str(client.get_model_version_by_alias(name, alias).version) for name in SERVED_MODELS}
+
+
+def load_model_set(settings: Settings, versions: dict[str, str], reuse: ModelSet | None = None) -> ModelSet:
+    """Loads the given registry versions as pyfuncs and keeps their fast in-process predictors.
+
+    Loading by version number (not alias) means an alias moving during the load cannot mix versions.
+    Predictors of ``reuse`` whose version is unchanged are kept instead of reloaded.
+    """
+    _client(settings)
+    current = {
+        "churn": getattr(reuse, "churn", None), "propensity": getattr(reuse, "propensity", None),
+        "recommender": getattr(reuse, "recommender", None), "budget_bandit": getattr(reuse, "bandit", None),
+    }
+    old_versions = dict(getattr(reuse, "versions", {}) or {})
+    predictors = {}
     for name in SERVED_MODELS:
-        version = client.get_model_version_by_alias(name, alias)
-        model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+        version = versions[name]
+        if old_versions.get(name) == version and current[name] is not None:
+            predictors[name] = current[name]
+            continue
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
         predictors[name] = model.unwrap_python_model().predictor
-        versions[name] = str(version.version)
-        log.info("loaded %s version %s (%s)", name, version.version, alias)
+        log.info("loaded %s version %s", name, version)
     return ModelSet(
         churn=predictors["churn"],
         propensity=predictors["propensity"],
         recommender=predictors["recommender"],
         bandit=predictors["budget_bandit"],
-        versions=versions,
+        versions=dict(versions),
     )
 
 
-@dataclass
-class OnlineFeatureReader:
-    """One person's decision features from the Feast online store; None when the store has no row."""
+def challenger_versions(settings: Settings, champions: dict[str, str]) -> dict[str, str] | None:
+    """The challenger set: each model's ``challenger`` alias where it has one, else its champion;
+    None when no model has a challenger (the experiment then serves everyone the champion)."""
+    client = _client(settings)
+    versions, any_challenger = dict(champions), False
+    for name in SERVED_MODELS:
+        try:
+            versions[name] = str(client.get_model_version_by_alias(name, "challenger").version)
+            any_challenger = True
+        except mlflow.exceptions.MlflowException:
+            continue
+    return versions if any_challenger else None
 
-    store: object
-    service: str = DECISION_SERVICE
 
-    def __call__(self, person_id: str):
-        values = online_features(self.store, [person_id], self.service)
-        row = {k: v[0] for k, v in values.items() if k != "person_id"}
-        if all(v is None for v in row.values()):
-            return None
-        return row
+def served_versions(settings: Settings) -> dict[str, dict[str, str] | None]:
+    """``{"champion": versions, "challenger": versions or None}``: what the service should be serving."""
+    champions = champion_versions(settings)
+    return {"champion": champions, "challenger": challenger_versions(settings, champions)}
 
 
-def build_engine(settings: Settings) -> tuple[DecisionEngine, DecisionLog]:
+def load_served(settings: Settings, wanted: dict, reuse: dict | None = None) -> dict[str, ModelSet | None]:
+    """Loads champion and challenger sets; models shared between the sets (or with ``reuse``) load once."""
+    reuse = reuse or {}
+    champion = load_model_set(settings, wanted["champion"], reuse.get("champion"))
+    challenger = None
+    if wanted.get("challenger") is not None:
+        challenger = load_model_set(settings, wanted["challenger"], reuse.get("challenger") or champion)
+    return {"champion": champion, "challenger": challenger}
+
+
+def load_champions(settings: Settings, alias: str = "champion") -> ModelSet:
+    """Each served model's ``alias`` version, loaded as a pyfunc, kept as its fast in-process predictor."""
+    return load_model_set(settings, champion_versions(settings, alias))
+
+
+def make_engine(settings: Settings, models: ModelSet, read_features=None, *, challenger: ModelSet | None = None,
+                contact_history=None) -> DecisionEngine:
+    """The decision engine over ``models``; ``read_features`` defaults to the profile's fastest reader,
+    ``contact_history`` to the engine's in-memory one (the service passes the decision log's view)."""
     catalog = load_catalog(settings.actions_file)
     identity = IdentityIndex(read_identity_map(settings.identity_dir))
-    engine = DecisionEngine(
+    return DecisionEngine(
         catalog=catalog,
         lookup_person=identity.lookup,
-        read_features=OnlineFeatureReader(open_store(settings)),
-        models=load_champions(settings),
+        read_features=read_features if read_features is not None else open_online_reader(settings),
+        models=models,
         salt=settings.id_salt(),
         default_limit=settings.serving.default_limit,
+        challenger=challenger,
+        contact_history=contact_history,
     )
+
+
+def with_models(engine: DecisionEngine, models: ModelSet, challenger: ModelSet | None = None) -> DecisionEngine:
+    """A new engine sharing everything with ``engine`` (history, volume ledger, generator) but the model
+    sets: the hot-swap unit. Callers swap one reference, so a request in flight keeps the engine, and
+    the model sets, it started with."""
+    if dataclasses.is_dataclass(engine):
+        return dataclasses.replace(engine, models=models, challenger=challenger)
+    clone = copy.copy(engine)
+    clone.models, clone.challenger = models, challenger
+    return clone
+
+
+def build_engine(settings: Settings, models: ModelSet | None = None) -> tuple[DecisionEngine, DecisionLog]:
+    """The engine over the profile's online store (fast direct reader where possible) and the log."""
+    engine = make_engine(settings, models if models is not None else load_champions(settings))
     return engine, DecisionLog(settings.decision_log)

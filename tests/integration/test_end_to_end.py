@@ -9,6 +9,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from features.adapters import raw_sources, read_raw
 from features.identity import IdentityIndex, read_identity_map
 from features.privacy import key_identifier
 from training.registry import list_models
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def _raw(settings) -> pd.DataFrame:
-    return pd.read_parquet(settings.raw_dir / "events.parquet")
+    return read_raw(raw_sources(settings.raw_dir))
 
 
 def _identifiers(raw: pd.DataFrame, id_type: str) -> list[str]:

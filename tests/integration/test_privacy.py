@@ -11,6 +11,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from features.adapters import raw_sources, read_raw
 from features.privacy import normalise_email, normalise_phone
 
 pytestmark = pytest.mark.integration
@@ -19,7 +20,7 @@ PRODUCT_STATE = ("lake", "quarantine", "identity", "features", "feast", "mlflow"
 
 
 def _raw_pii(settings) -> tuple[set[str], set[str]]:
-    raw = pd.read_parquet(settings.raw_dir / "events.parquet", columns=["identifiers"])
+    raw = read_raw(raw_sources(settings.raw_dir))
     phones, emails = set(), set()
     for s in raw["identifiers"]:
         ids = json.loads(s)

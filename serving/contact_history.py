@@ -1,0 +1,142 @@
+"""Who did we contact, and who said no: the history that caps and suppression count against.
+
+:class:`ContactHistory` is the protocol the engine reads (recent contacts and rejections per *resolved*
+person, across all channels and identifiers). Two implementations: :class:`InMemoryContactHistory` for
+tests, batches and simulations, and :class:`SQLiteContactHistory`, a read-only view of the decision log
+(``serving.decision_log`` writes it; this module only reads its ``decisions`` and ``feedback`` tables).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "REJECTION_OUTCOMES", "Contact", "ContactHistory", "InMemoryContactHistory", "SQLiteContactHistory",
+]
+
+# Feedback outcomes that count as the person saying no to an action.
+REJECTION_OUTCOMES: tuple[str, ...] = ("dismiss", "opt_out")
+
+
+@dataclass(frozen=True)
+class Contact:
+    ts: datetime
+    action_id: str
+    channel: str
+
+
+@runtime_checkable
+class ContactHistory(Protocol):
+    def contacts(self, person_id: str, since: datetime) -> list[Contact]:
+        """Contacts of the person at or after ``since`` (UTC), any channel."""
+
+    def rejections(self, person_id: str, since: datetime) -> dict[str, int]:
+        """Rejections (dismissals, opt-outs) per action id at or after ``since``."""
+
+    def record(self, person_id: str, contacts: Iterable[Contact]) -> None:
+        """Remember contacts just decided (a no-op where another component writes the store)."""
+
+
+class InMemoryContactHistory:
+    """A dict-backed history; thread-safe enough for one process (appends under a lock)."""
+
+    def __init__(self) -> None:
+        self._contacts: dict[str, list[Contact]] = defaultdict(list)
+        self._rejections: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def contacts(self, person_id: str, since: datetime) -> list[Contact]:
+        return [c for c in self._contacts.get(person_id, ()) if c.ts >= since]
+
+    def rejections(self, person_id: str, since: datetime) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for ts, action_id in self._rejections.get(person_id, ()):
+            if ts >= since:
+                counts[action_id] = counts.get(action_id, 0) + 1
+        return counts
+
+    def record(self, person_id: str, contacts: Iterable[Contact]) -> None:
+        with self._lock:
+            self._contacts[person_id].extend(contacts)
+
+    def reject(self, person_id: str, action_id: str, ts: datetime) -> None:
+        with self._lock:
+            self._rejections[person_id].append((ts, action_id))
+
+    def total_contacts(self) -> int:
+        return sum(len(v) for v in self._contacts.values())
+
+
+class SQLiteContactHistory:
+    """Reads contacts and rejections from the decision log's SQLite file (never writes rows).
+
+    A decision counts as a contact for each returned action on an outbound channel (``outbound``).
+    With ``ensure_index`` an index on ``decisions(person_id, ts)`` is created if missing, so a lookup
+    stays a few index probes as the log grows.
+    """
+
+    def __init__(self, path: Path, outbound: Iterable[str], ensure_index: bool = True) -> None:
+        self.path = Path(path)
+        self.outbound = frozenset(outbound)
+        self.ensure_index = ensure_index
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is None:
+            if not self.path.exists():
+                return None
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5)
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"decisions", "feedback"} <= tables:
+                db.close()
+                return None
+            if self.ensure_index:
+                db.execute("CREATE INDEX IF NOT EXISTS decisions_person_ts ON decisions(person_id, ts)")
+            self._db = db
+        return self._db
+
+    def contacts(self, person_id: str, since: datetime) -> list[Contact]:
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return []
+            rows = db.execute("SELECT ts, actions FROM decisions WHERE person_id = ? AND ts >= ?",
+                              (person_id, since.isoformat())).fetchall()
+        out = []
+        for ts, actions in rows:
+            stamp = datetime.fromisoformat(ts)
+            for a in json.loads(actions):
+                if a.get("channel") in self.outbound:
+                    out.append(Contact(ts=stamp, action_id=a["action_id"], channel=a["channel"]))
+        return out
+
+    def rejections(self, person_id: str, since: datetime) -> dict[str, int]:
+        marks = ",".join("?" * len(REJECTION_OUTCOMES))
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return {}
+            rows = db.execute(
+                f"SELECT f.action_id, COUNT(*) FROM feedback f JOIN decisions d USING (decision_id) "
+                f"WHERE d.person_id = ? AND f.outcome IN ({marks}) AND f.ts >= ? GROUP BY f.action_id",
+                (person_id, *REJECTION_OUTCOMES, since.isoformat()),
+            ).fetchall()
+        return {action_id: int(n) for action_id, n in rows}
+
+    def record(self, person_id: str, contacts: Iterable[Contact]) -> None:
+        """No-op: the decision log is written by the service; this view reads it back."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
