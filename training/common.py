@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 
 from config.settings import Settings
 from training.registry import configure_mlflow, log_registered_model
@@ -57,20 +57,6 @@ def float_example(frame: pd.DataFrame, n: int = 5) -> pd.DataFrame:
 def new_figure(size: tuple[float, float]) -> Figure:
     """A pyplot-free figure (Agg canvas on save): no global backend state, safe in servers and threads."""
     return Figure(figsize=size)
-
-
-def roc_figure(y_true, curves: dict[str, np.ndarray], title: str):
-    fig = new_figure((5, 5))
-    ax = fig.subplots()
-    for label, scores in curves.items():
-        if len(np.unique(y_true)) > 1:
-            fpr, tpr, _ = roc_curve(y_true, scores)
-            ax.plot(fpr, tpr, label=f"{label} (AUC {auc(y_true, scores):.3f})")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig
 
 
 def window_tags(start: pd.Timestamp, end: pd.Timestamp, cutoff: pd.Timestamp | None = None) -> dict[str, str]:

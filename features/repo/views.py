@@ -26,68 +26,23 @@ def _schema(view: str) -> list[Field]:
     return [Field(name=n, dtype=Int64 if kind == "int" else Float64) for n, kind in VIEW_FEATURES[view].items()]
 
 
-person_rfm = FeatureView(
-    name="person_rfm",
-    entities=[person],
-    ttl=TTL,
-    schema=_schema("person_rfm"),
-    source=person_rfm_source,
-    online=True,
-    owner=OWNER,
-    tags={"owner": OWNER, "grain": "person-weekly", "domain": "value"},
-)
+def _person_view(name: str, source, domain: str) -> FeatureView:
+    """Every view is person-grain, weekly snapshots, online; only the name, source and domain differ."""
+    return FeatureView(
+        name=name,
+        entities=[person],
+        ttl=TTL,
+        schema=_schema(name),
+        source=source,
+        online=True,
+        owner=OWNER,
+        tags={"owner": OWNER, "grain": "person-weekly", "domain": domain},
+    )
 
-person_channel_engagement = FeatureView(
-    name="person_channel_engagement",
-    entities=[person],
-    ttl=TTL,
-    schema=_schema("person_channel_engagement"),
-    source=person_channel_engagement_source,
-    online=True,
-    owner=OWNER,
-    tags={"owner": OWNER, "grain": "person-weekly", "domain": "engagement"},
-)
 
-person_category_affinity = FeatureView(
-    name="person_category_affinity",
-    entities=[person],
-    ttl=TTL,
-    schema=_schema("person_category_affinity"),
-    source=person_category_affinity_source,
-    online=True,
-    owner=OWNER,
-    tags={"owner": OWNER, "grain": "person-weekly", "domain": "interest"},
-)
-
-person_consent = FeatureView(
-    name="person_consent",
-    entities=[person],
-    ttl=TTL,
-    schema=_schema("person_consent"),
-    source=person_consent_source,
-    online=True,
-    owner=OWNER,
-    tags={"owner": OWNER, "grain": "person-weekly", "domain": "consent"},
-)
-
-person_behaviour = FeatureView(
-    name="person_behaviour",
-    entities=[person],
-    ttl=TTL,
-    schema=_schema("person_behaviour"),
-    source=person_behaviour_source,
-    online=True,
-    owner=OWNER,
-    tags={"owner": OWNER, "grain": "person-weekly", "domain": "behaviour"},
-)
-
-person_value = FeatureView(
-    name="person_value",
-    entities=[person],
-    ttl=TTL,
-    schema=_schema("person_value"),
-    source=person_value_source,
-    online=True,
-    owner=OWNER,
-    tags={"owner": OWNER, "grain": "person-weekly", "domain": "value"},
-)
+person_rfm = _person_view("person_rfm", person_rfm_source, domain="value")
+person_channel_engagement = _person_view("person_channel_engagement", person_channel_engagement_source, domain="engagement")
+person_category_affinity = _person_view("person_category_affinity", person_category_affinity_source, domain="interest")
+person_consent = _person_view("person_consent", person_consent_source, domain="consent")
+person_behaviour = _person_view("person_behaviour", person_behaviour_source, domain="behaviour")
+person_value = _person_view("person_value", person_value_source, domain="value")
