@@ -10,11 +10,10 @@ from sklearn.preprocessing import StandardScaler
 
 from config.settings import Settings
 from models.churn import ChurnClassifier
-from training.common import TrainResult, auc, finish, float_example, training_run, window_tags
+from training.common import TrainResult
 from training.datasets import CHURN_HORIZON, churn_training_set, data_window, feature_columns
-from training.plots import roc_figure
 from training.splits import group_split, time_split
-from training.tabular import classification_metrics, fit_tuned_calibrated, log_evaluation, tuning_params
+from training.tabular import fit_tuned_calibrated, log_classifier_run
 from training.tuning import DEFAULT_TRIALS
 
 NAME = "churn"
@@ -66,23 +65,12 @@ def fit_and_log_churn(
                                         n_trials=n_trials, seed=seed, calibration=CALIBRATION)
     scores = model.predict_proba(test[features])
     base_scores = logistic_baseline(train, test, features)
-    value, base_value = auc(test["label"], scores), auc(test["label"], base_scores)
-    metrics = classification_metrics(test["label"], scores, base_scores)
     heldout = pd.DataFrame({"person_id": test["person_id"].astype(str), "event_timestamp": test["event_timestamp"],
                             "label": test["label"].astype(int), "score": scores, "baseline_score": base_scores})
-    y = test["label"].to_numpy()
-    curves = {"lightgbm (calibrated)": scores, "logistic": base_scores}
-    with training_run(settings, NAME) as run:
-        log_evaluation(prefix=NAME, title="churn (30 days), later snapshots", y=y, curves=curves,
-                       importance=model.feature_importance(), heldout=heldout)
-        return finish(
-            name=NAME, run=run, predictor=model, input_example=float_example(test[features]),
-            metric="auc", value=value, baseline_value=base_value, feature_names=features,
-            feature_service=SERVICE, window=window_tags(*window, split.cutoff),
-            params={**tuned.params, **tuning_params(tuned, CALIBRATION), "seed": seed, "n_train": len(train),
-                    "n_test": len(test), "horizon_days": CHURN_HORIZON.days,
-                    "baseline": "scaled logistic regression"},
-            figure=roc_figure(y, curves, "churn (30 days), later snapshots"),
-            extra_metrics={**{k: v for k, v in metrics.items() if k not in ("auc", "baseline_auc")},
-                           "test_churn_rate": float(test["label"].mean())},
-        )
+    return log_classifier_run(
+        settings, name=NAME, service=SERVICE, model=model, tuned=tuned, calibration=CALIBRATION, test=test,
+        features=features, scores=scores, baseline_scores=base_scores, baseline="scaled logistic regression",
+        heldout=heldout, window=window, cutoff=split.cutoff, title="churn (30 days), later snapshots",
+        params={"seed": seed, "n_train": len(train), "horizon_days": CHURN_HORIZON.days},
+        extra_metrics={"test_churn_rate": float(test["label"].mean())},
+    )

@@ -9,7 +9,7 @@ from config.settings import Settings
 from models.calibration import expected_calibration_error
 from models.propensity import PropensityClassifier
 from models.uplift import TLearnerUplift, uplift_metrics
-from training.common import TrainResult, auc, finish, float_example, training_run, window_tags
+from training.common import TrainResult, auc
 from training.datasets import (
     CONVERSION_WINDOW,
     data_window,
@@ -17,9 +17,8 @@ from training.datasets import (
     propensity_training_set,
     uplift_training_set,
 )
-from training.plots import roc_figure
 from training.splits import time_split
-from training.tabular import classification_metrics, fit_tuned_calibrated, log_evaluation, tuning_params
+from training.tabular import fit_tuned_calibrated, log_classifier_run
 from training.tuning import DEFAULT_TRIALS
 
 NAME = "propensity"
@@ -90,8 +89,6 @@ def fit_and_log_propensity(
                                         n_trials=n_trials, seed=seed, calibration=CALIBRATION)
     scores = model.predict_proba(test[features])
     base_scores = action_rate_scores(train, test).to_numpy()
-    value, base_value = auc(test["label"], scores), auc(test["label"], base_scores)
-    metrics = classification_metrics(test["label"], scores, base_scores)
     heldout = pd.DataFrame({
         "touch_id": test["touch_id"].astype(str), "person_id": test["person_id"].astype(str),
         "event_timestamp": test["event_timestamp"], "action_id": test["action_id"].astype(str),
@@ -102,20 +99,11 @@ def fit_and_log_propensity(
         person_features = [c for c in features if c not in PropensityClassifier._forced_categoricals]
         uplift, uplift_scores = fit_uplift(uplift_data, person_features, seed=seed)
         model.attach_uplift(uplift)
-    y = test["label"].to_numpy()
-    curves = {"lightgbm (calibrated)": scores, "action rate": base_scores}
-    with training_run(settings, NAME) as run:
-        log_evaluation(prefix=NAME, title="conversion within 7 days, later touches", y=y, curves=curves,
-                       importance=model.feature_importance(), heldout=heldout)
-        return finish(
-            name=NAME, run=run, predictor=model, input_example=float_example(test[features]),
-            metric="auc", value=value, baseline_value=base_value, feature_names=features,
-            feature_service=SERVICE, window=window_tags(*window, split.cutoff),
-            params={**tuned.params, **tuning_params(tuned, CALIBRATION), "seed": seed, "n_train": len(train),
-                    "n_test": len(test), "conversion_window_days": CONVERSION_WINDOW.days,
-                    "baseline": "per-action conversion rate"},
-            figure=roc_figure(y, curves, "conversion within 7 days, later touches"),
-            extra_metrics={**{k: v for k, v in metrics.items() if k not in ("auc", "baseline_auc")},
-                           **per_action_metrics(test, scores), **uplift_scores,
-                           "test_conversion_rate": float(test["label"].mean())},
-        )
+    return log_classifier_run(
+        settings, name=NAME, service=SERVICE, model=model, tuned=tuned, calibration=CALIBRATION, test=test,
+        features=features, scores=scores, baseline_scores=base_scores, baseline="per-action conversion rate",
+        heldout=heldout, window=window, cutoff=split.cutoff, title="conversion within 7 days, later touches",
+        params={"seed": seed, "n_train": len(train), "conversion_window_days": CONVERSION_WINDOW.days},
+        extra_metrics={**per_action_metrics(test, scores), **uplift_scores,
+                       "test_conversion_rate": float(test["label"].mean())},
+    )

@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from models.calibration import brier_score, expected_calibration_error
-from training.plots import classifier_figures
+from training.common import TrainResult, auc, finish, float_example, training_run, window_tags
+from training.plots import classifier_figures, roc_figure
 from training.tuning import DEFAULT_TRIALS, TuneResult, fit_best, tune_classifier
 
 __all__ = ["HELDOUT_ARTIFACT", "classification_metrics", "fit_tuned_calibrated", "log_evaluation",
-           "tuning_params"]
+           "log_classifier_run", "tuning_params"]
 
 HELDOUT_ARTIFACT = "heldout.parquet"
 
@@ -88,3 +89,27 @@ def log_evaluation(
             path = Path(tmp) / HELDOUT_ARTIFACT
             heldout.to_parquet(path, index=False)
             mlflow.log_artifact(str(path))
+
+
+def log_classifier_run(
+    settings, *, name: str, service: str, model, tuned: TuneResult, calibration: str, test: pd.DataFrame,
+    features: list[str], scores, baseline_scores, baseline: str, heldout: pd.DataFrame, window, cutoff,
+    title: str, params: dict, extra_metrics: dict,
+) -> TrainResult:
+    """Score model and baseline on the held-out rows, log plots, metrics and rows, then register the model."""
+    y = test["label"].to_numpy()
+    metrics = classification_metrics(y, scores, baseline_scores)
+    curves = {"lightgbm (calibrated)": scores, baseline: baseline_scores}
+    with training_run(settings, name) as run:
+        log_evaluation(prefix=name, title=title, y=y, curves=curves, importance=model.feature_importance(),
+                       heldout=heldout)
+        return finish(
+            name=name, run=run, predictor=model, input_example=float_example(test[features]),
+            metric="auc", value=auc(y, scores), baseline_value=auc(y, baseline_scores), feature_names=features,
+            feature_service=service, window=window_tags(*window, cutoff),
+            params={**tuned.params, **tuning_params(tuned, calibration), "n_test": len(test),
+                    "baseline": baseline, **params},
+            figure=roc_figure(y, curves, title),
+            extra_metrics={**{k: v for k, v in metrics.items() if k not in ("auc", "baseline_auc")},
+                           **extra_metrics},
+        )
