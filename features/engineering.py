@@ -1,5 +1,6 @@
 """Point-in-time feature snapshots per person: RFM and lifecycle, channel engagement, category affinity,
-consent, shopping behaviour (engineering_behaviour) and lifetime value (engineering_value).
+consent, browsing sessions and per-channel responses (engineering_activity), shopping behaviour
+(engineering_behaviour) and lifetime value and activity forecasts (engineering_value).
 
 Pure functions over lake events that carry ``person_id``. Each snapshot at ``as_of`` uses only events
 with ``ts <= as_of``, so a training row labelled after ``as_of`` never sees its own future. Work is done
@@ -17,6 +18,12 @@ import pandas as pd
 import yaml
 
 from config.settings import ACTIONS_FILE
+from features.engineering_activity import (
+    CHANNEL_RESPONSE_FEATURES,
+    SESSION_FEATURES,
+    channel_response_features,
+    session_features,
+)
 from features.engineering_base import (
     CONSENT_PURPOSES,
     DAY_NS,
@@ -52,6 +59,7 @@ RFM_FEATURES: dict[str, str] = {
     "monetary_90d": "float", "avg_order_value": "float", "orders_total": "int", "tenure_days": "float",
     "days_since_last_visit": "float", "lifecycle_stage": "int", "orders_per_30d": "float",
     "frequency_365d": "int", "monetary_365d": "float", "avg_days_between_orders": "float",
+    **SESSION_FEATURES,
 }
 _WINDOW_TOTALS = ("events_7d", "events_90d", "visits_7d", "visits_30d", "visits_90d", "opens_30d",
                   "clicks_7d", "clicks_30d", "conversions_7d", "conversions_30d", "touches_90d")
@@ -64,6 +72,7 @@ ENGAGEMENT_FEATURES: dict[str, str] = {
     **{f"{c}_opens_90d": "int" for c in OUTBOUND_CHANNELS},
     **{name: "int" for name in _WINDOW_TOTALS},
     "open_rate_90d": "float", "conversion_rate_90d": "float",
+    **CHANNEL_RESPONSE_FEATURES,
 }
 AFFINITY_FEATURES: dict[str, str] = {
     **{f"affinity_{c}": "float" for c in CATEGORIES}, "top_category": "int",
@@ -263,8 +272,8 @@ def build_feature_snapshots(events_with_person_id: pd.DataFrame, as_of_dates: It
         upto = ev.ts <= t
         value, previous = value_features(ev, t, upto, value_models, previous)
         computed = {
-            "person_rfm": _rfm(ev, t, upto),
-            "person_channel_engagement": _engagement(ev, t, upto),
+            "person_rfm": {**_rfm(ev, t, upto), **session_features(ev, t, upto)},
+            "person_channel_engagement": {**_engagement(ev, t, upto), **channel_response_features(ev, upto)},
             "person_category_affinity": _affinity(ev, upto),
             "person_consent": _consent(ev, upto),
             "person_behaviour": behaviour_features(ev, t, upto, category_prices),

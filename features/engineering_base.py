@@ -16,7 +16,8 @@ import pandas as pd
 from features.schema import CATEGORIES, CHANNELS, CONSENT_CHANNELS, EVENT_TYPES
 
 __all__ = [
-    "CONSENT_PURPOSES", "DAY_NS", "NEVER_DAYS", "OUTBOUND_CHANNELS", "VISIT_EVENT_TYPES", "CodedEvents",
+    "BROWSE_EVENT_TYPES", "CONSENT_PURPOSES", "DAY_NS", "NEVER_DAYS", "OUTBOUND_CHANNELS", "SESSION_GAP_NS",
+    "VISIT_EVENT_TYPES", "CodedEvents",
     "count", "days_since", "is_type", "last_ts", "matrix", "prepare_events",
 ]
 
@@ -24,6 +25,9 @@ DAY_NS = 86_400 * 10**9
 NEVER_DAYS = 999.0
 OUTBOUND_CHANNELS: tuple[str, ...] = CONSENT_CHANNELS
 VISIT_EVENT_TYPES: tuple[str, ...] = ("page_view", "product_view", "add_to_cart", "login", "order")
+# Browsing events; one that follows the person's previous browsing event by more than the gap opens a session.
+BROWSE_EVENT_TYPES: tuple[str, ...] = ("page_view", "product_view", "add_to_cart", "login")
+SESSION_GAP_NS = 30 * 60 * 10**9
 # Purposes a consent event can name (properties.purpose); other purposes count only for consent_<channel>.
 CONSENT_PURPOSES: tuple[str, ...] = ("marketing", "service")
 _MAX = np.iinfo(np.int64).max
@@ -56,6 +60,7 @@ class CodedEvents:
     consent_channel: np.ndarray  # code in CONSENT_CHANNELS, -1 for non-consent events
     purpose: np.ndarray          # code in CONSENT_PURPOSES, -1 otherwise
     granted: np.ndarray
+    session_start: np.ndarray    # a browsing event that opens a session (see BROWSE_EVENT_TYPES)
 
     @property
     def n_persons(self) -> int:
@@ -89,6 +94,22 @@ def _sorted_by_time(events: pd.DataFrame) -> pd.DataFrame:
         sub = pd.DataFrame({"ts": ts[order[pos]], "event_id": events["event_id"].to_numpy()[order[pos]]})
         order[pos] = order[pos][np.lexsort((sub["event_id"].astype(str).to_numpy(), sub["ts"].to_numpy()))]
     return events.iloc[order]
+
+
+def _session_starts(code: np.ndarray, ts: np.ndarray, browse: np.ndarray) -> np.ndarray:
+    """True for browsing events more than SESSION_GAP_NS after the same person's previous browsing event.
+
+    Why sessions and not events: the events of one visit come in a burst of random size, so counting them
+    measures the burst noise as much as how often the person comes back.
+    """
+    out = np.zeros(len(code), dtype=bool)
+    pos = np.flatnonzero(browse)
+    if len(pos):
+        pos = pos[np.lexsort((ts[pos], code[pos]))]
+        new = np.ones(len(pos), dtype=bool)
+        new[1:] = (code[pos][1:] != code[pos][:-1]) | (ts[pos][1:] - ts[pos][:-1] > SESSION_GAP_NS)
+        out[pos[new]] = True
+    return out
 
 
 def prepare_events(events: pd.DataFrame, action_discounts: Mapping[str, float] | None = None) -> CodedEvents:
@@ -130,6 +151,7 @@ def prepare_events(events: pd.DataFrame, action_discounts: Mapping[str, float] |
         consent_channel=np.where(is_consent, _codes(ev["consent_channel"], CONSENT_CHANNELS), -1),
         purpose=np.where(is_consent, _codes(ev["purpose"], CONSENT_PURPOSES), -1),
         granted=granted.fillna(False).to_numpy(dtype=bool),
+        session_start=_session_starts(code, ts, np.isin(event_type, [EVENT_TYPES.index(t) for t in BROWSE_EVENT_TYPES])),
     )
 
 

@@ -59,10 +59,13 @@ def _is_categorical(series: pd.Series) -> bool:
 class LGBMBinaryBase:
     """Gradient-boosted binary classifier on a pandas frame (categoricals by stored codes).
 
-    Subclasses set ``_forced_categoricals``: columns that must exist and are always categorical.
+    Subclasses set ``_forced_categoricals``: columns that must exist and are always categorical, and
+    ``_monotone``: feature name -> +1 / -1 where the score must rise / fall with the feature whenever the
+    feature is an input (what the domain says for sure; it keeps the trees from chasing label noise).
     """
 
     _forced_categoricals: tuple[str, ...] = ()
+    _monotone: dict[str, int] = {}
 
     def __init__(
         self,
@@ -109,7 +112,10 @@ class LGBMBinaryBase:
             raise ValueError(f"feature_fraction must be in (0, 1], got {self.feature_fraction!r}")
 
     def _lgb_params(self) -> dict:
+        constraints = [int(self._monotone.get(name, 0)) for name in getattr(self, "feature_names_", [])]
+        monotone = {"monotone_constraints": constraints} if any(constraints) else {}
         return {
+            **monotone,
             "objective": "binary",
             "learning_rate": float(self.learning_rate),
             "num_leaves": int(self.num_leaves),

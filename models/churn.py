@@ -23,3 +23,6 @@ class ChurnClassifier(LGBMBinaryBase):
         Stored category codes of the string columns (e.g. lifecycle_stage, top_category).
     booster_ : lightgbm.Booster
     """
+
+    # the activity model's forecasts (features.activity): more expected activity never means more churn
+    _monotone = {"activity_p_no_order_30d": 1, "activity_p_active": -1, "activity_expected_orders_30d": -1}

@@ -119,7 +119,7 @@ def test_columns_dtypes_and_unique_names(tmp_path):
     frames = build_feature_snapshots(EVENTS, snapshot_dates(day(0), day(160), every_days=30))
     names = [n for view in VIEW_NAMES for n in VIEW_FEATURES[view]]
     assert len(names) == len(set(names))
-    assert len(VIEW_FEATURES["person_channel_engagement"]) == len(CHANNELS) + 3 * len(CONSENT_CHANNELS) + 16
+    assert len(VIEW_FEATURES["person_channel_engagement"]) == 2 * len(CHANNELS) + 6 * len(CONSENT_CHANNELS) + 16
     assert len(names) >= 60
     for view, f in frames.items():
         assert list(f.columns) == ["person_id", "event_timestamp", *VIEW_FEATURES[view]]
@@ -218,3 +218,60 @@ def test_clv_models_are_fitted_point_in_time_on_a_larger_population():
     together = value[value["event_timestamp"] == day(100)].reset_index(drop=True)
     pd.testing.assert_frame_equal(alone, together)
     assert (alone["clv_p_alive"] < 1.0).any()  # fitted models, not just first-time buyers
+
+
+def _minutes(person, minutes, channel, event_type, **props):
+    row = ev(person, 0, channel, event_type, **props)
+    row.update(event_id=f"{person}-{minutes}-{event_type}-{channel}", ts=START + pd.Timedelta(minutes=minutes))
+    return row
+
+
+def test_sessions_and_channel_responses_hand_checked():
+    day_ = 24 * 60
+    rows = [
+        _minutes("PS", 0, "web", "page_view"), _minutes("PS", 10, "web", "product_view", item_id="i1",
+                                                        category="shoes"),
+        _minutes("PS", 35, "web", "page_view"),                 # 25 min after the last event: same session
+        _minutes("PS", 70, "app", "page_view"),                 # 35 min gap: a new session, on the app
+        _minutes("PS", 20 * day_, "app", "login"),              # a third session, 20 days in
+        _minutes("PS", 20 * day_ + 5, "app", "order", order_id="o1", item_id="i1", category="shoes",
+                 amount=10.0),
+        _minutes("PS", 21 * day_, "sms", "touch", touch_id="t1", action_id="discount_10"),
+        _minutes("PS", 22 * day_, "sms", "touch", touch_id="t2", action_id="discount_10"),
+        _minutes("PS", 22 * day_ + 60, "sms", "open", touch_id="t2", action_id="discount_10"),
+    ]
+    frames = build_feature_snapshots(frame(rows), [day(30)])
+    rfm = _row(frames, "person_rfm", "PS", 30)
+    assert rfm["sessions_total"] == 3 and rfm["sessions_14d"] == 1 and rfm["sessions_7d"] == 0
+    # windows hold what happened less than d days ago: the first session, exactly 30 days back, is the past's
+    assert rfm["sessions_30d"] == 2 and rfm["sessions_prev_30d"] == 1
+    assert rfm["days_since_last_session"] == pytest.approx(10.0)
+    assert rfm["sessions_per_30d"] == pytest.approx(3.0)          # 3 sessions over a 30-day tenure
+    assert rfm["missed_sessions"] == pytest.approx(3 / 30 * 10.0)  # 10 silent days at 0.1 sessions a day
+    assert rfm["days_since_last_response"] == pytest.approx(30 - 22 - 1 / 24)
+    assert rfm["days_since_last_activity"] == pytest.approx(rfm["days_since_last_response"])
+    eng = _row(frames, "person_channel_engagement", "PS", 30)
+    assert eng["web_session_share"] == pytest.approx(1 / 3) and eng["app_session_share"] == pytest.approx(2 / 3)
+    assert eng["sms_touches_total"] == 2 and eng["email_touches_total"] == 0
+    assert eng["sms_open_rate_smoothed"] == pytest.approx((1 + 1) / (2 + 2))
+    assert eng["sms_click_rate_smoothed"] == pytest.approx(1 / 4)
+    assert eng["email_open_rate_smoothed"] == 0.5                  # no touches: the prior's middle
+
+
+def test_activity_features_rank_a_silent_visitor_below_a_regular_one():
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(60):
+        stop = 100.0 if i % 2 else 40.0       # odd persons keep visiting, even ones stop on day 40
+        for k, t in enumerate(np.sort(rng.uniform(0, stop, rng.poisson(0.3 * stop)))):
+            rows.append(ev(f"Q{i:02d}", round(float(t), 3), "web", "page_view"))
+            if k % 4 == 0:
+                rows.append(ev(f"Q{i:02d}", round(float(t), 3) + 0.001, "web", "order", order_id=f"o{i}-{k}",
+                               category="books", amount=20.0))
+    frames = build_feature_snapshots(frame(rows), [day(100)])
+    value = frames["person_value"].set_index("person_id")
+    regular = value.index.str[1:].astype(int) % 2 == 1
+    assert value["activity_p_active"].between(0, 1).all() and value["activity_p_no_order_30d"].between(0, 1).all()
+    assert value.loc[regular, "activity_p_active"].min() > value.loc[~regular, "activity_p_active"].max()
+    assert value.loc[regular, "activity_p_no_order_30d"].mean() < value.loc[~regular, "activity_p_no_order_30d"].mean()
+    assert (value["activity_expected_orders_30d"] >= 0).all() and (value["activity_session_rate_30d"] > 0).all()

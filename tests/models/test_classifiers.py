@@ -142,3 +142,22 @@ def test_early_stopping_keeps_best_iteration_and_calibration_round_trips(tmp_pat
     assert loaded.calibrator_.method == "platt" and loaded.best_iteration_ == model.best_iteration_
     model.fit(X.iloc[:500], y[:500])  # refitting drops the old calibration
     assert model.calibrator_ is None
+
+
+def test_churn_score_never_falls_as_the_activity_forecast_of_no_order_rises(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 4000
+    p_no = rng.uniform(0, 1, n)
+    other = rng.normal(size=n)
+    # a bump the trees would chase: the label rate dips in the middle of the forecast's range
+    rate = np.clip(p_no - 0.6 * np.exp(-((p_no - 0.6) / 0.08) ** 2) + 0.2 * other, 0.02, 0.98)
+    X = pd.DataFrame({"activity_p_no_order_30d": p_no, "other": other})
+    y = (rng.random(n) < rate).astype(int)
+    grid = pd.DataFrame({"activity_p_no_order_30d": np.linspace(0, 1, 201), "other": 0.0})
+    free = ChurnClassifier(n_estimators=80, num_leaves=15, min_child_samples=10)
+    free._monotone = {}
+    assert (np.diff(free.fit(X, y).predict_proba(grid)) < -1e-9).any()  # unconstrained, the dip shows
+    model = ChurnClassifier(n_estimators=80, num_leaves=15, min_child_samples=10).fit(X, y)
+    assert (np.diff(model.predict_proba(grid)) >= -1e-12).all()
+    loaded = ChurnClassifier.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict_proba(grid), model.predict_proba(grid))
