@@ -3,23 +3,24 @@
 * in process: the decision engine with every served model and a catalog extended to 20 actions (copies
   of the shipped actions under new ids), p50/p99 per decision over known and unknown customers;
 * over HTTP: the real service and :mod:`serving.noop_service` started the same way (``bentoml serve``,
-  one worker), the same load generator: closed-loop throughput (``wrk`` when installed, else an asyncio
-  client) -> ``http throughput ratio``, and an open-loop run at a fixed rate -> ``http p99 ms at 200 rps``
-  (latency measured from each request's scheduled start, so queueing is not hidden);
+  one worker), the same load generator (:mod:`benchmarks.loadgen`: keep-alive HTTP/1.1 on raw asyncio
+  streams in a few processes): closed-loop throughput -> ``http throughput ratio``, and an open-loop run
+  on a fixed schedule -> ``http p99 ms at 200 rps`` (latency from each request's scheduled start, so
+  queueing is not hidden). The no-op's own p99 at that rate, the client's CPU and how late it sent
+  requests (``lag``) are printed too: they show the generator is not what is being measured. With
+  ``--wrk`` (when installed) wrk's closed-loop throughput is printed as well, for comparison;
 * batch: 100,000 customers through ``engine.decide_batch`` when the engine has it, else a loop of
   ``engine.decide`` (printed as ``batch mode``).
 
 Uses ``$NBA_HOME`` when it holds a built world, else builds a small one in a temporary folder.
 
-    .venv/bin/python benchmarks/decide.py [--customers 2000] [--seconds 10] [--batch 100000]
+    .venv/bin/python benchmarks/decide.py [--customers 2000] [--seconds 10] [--batch 100000] [--wrk]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
-import gc
 import json
 import os
 import re
@@ -36,7 +37,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.loadgen import run_load  # noqa: E402
 from config import load_settings  # noqa: E402
+from serving import runtime  # noqa: E402
 from serving.contracts import DecideRequest  # noqa: E402
 
 CATALOG_SIZE = 20
@@ -113,8 +116,7 @@ def in_process(settings, catalog_file: Path, customers: list[dict], batch: int) 
 
     bench_settings = dataclasses.replace(settings, actions_file=catalog_file)
     engine = make_engine(bench_settings, load_champions(settings))
-    gc.collect()
-    gc.freeze()  # as the service does after loading its models
+    runtime.settle()  # as the service does once it has started
     print(f"inprocess catalog actions: {len(engine.catalog)}")
     requests = [DecideRequest(customer=c, limit=3) for c in customers]
     for r in requests[:200]:
@@ -152,101 +154,72 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bodies(customers: list[dict], n: int = 64) -> list[str]:
-    return [json.dumps({"customer": c, "limit": 3}) for c in customers[:n]]
+def bodies(customers: list[dict]) -> list[str]:
+    """One body per sampled customer: a load of a few repeated customers would keep every cache warm."""
+    return [json.dumps({"customer": c, "limit": 3}) for c in customers]
 
 
-def _wrk(url: str, payloads: list[str], seconds: int, connections: int, mean_gap_ms: float | None = None) -> str:
-    """Runs wrk with a script cycling through ``payloads``; with ``mean_gap_ms`` each connection waits a
-    random 0..2x that long before each request (so many connections together give a steady rate)."""
+def wrk_throughput(url: str, payloads: list[str], seconds: int, connections: int) -> float:
+    """wrk's closed-loop requests/s with a script cycling through ``payloads`` (comparison only)."""
     script = Path(tempfile.mkdtemp()) / "post.lua"
     lines = ",\n".join(json.dumps(b) for b in payloads)
-    pacing = "" if mean_gap_ms is None else (
-        f"delay = function()\n  return math.random(0, {int(2 * mean_gap_ms)})\nend\n")
     script.write_text(
         "local bodies = {\n" + lines + "\n}\nlocal i = 0\n"
         "request = function()\n  i = i % #bodies + 1\n"
         '  return wrk.format("POST", "/decide", {["Content-Type"] = "application/json"}, bodies[i])\nend\n'
-        + pacing
     )
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         print(f"  warning: {non2xx.group(1)} non-2xx responses from {url}")
-    return out
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def wrk_throughput(url: str, payloads: list[str], seconds: int, connections: int) -> float:
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", _wrk(url, payloads, seconds, connections)).group(1))
+def _server_cpu_s(process: subprocess.Popen) -> float | None:
+    """CPU seconds used so far by the server and its workers (None without psutil)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    root = psutil.Process(process.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
 
 
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
-    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+def fsync_ms(folder: Path, n: int = 50) -> tuple[float, float]:
+    """p50 and p99 of one 4 KiB append + fsync in ``folder``: every /decide waits for one or two of these
+    (the decision log's group commit), so they bound the latency a busy disk allows."""
+    path = folder / "fsync-probe"
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for _ in range(n):
+            os.write(fd, b"\0" * 4096)
+            started = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return percentile_ms(times, 50), percentile_ms(times, 99)
 
 
-def wrk_at_rate(url: str, payloads: list[str], seconds: int, rate: float, connections: int = 64) -> dict:
-    """Paced wrk run near ``rate`` requests/s: achieved rate, p50, p99 (ms) from wrk's latency table."""
-    out = _wrk(url, payloads, seconds, connections, mean_gap_ms=1000.0 * connections / rate)
-    table = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s|m))\s*$", out, flags=re.M))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": _ms(table["50"]), "p99": _ms(table["99"])}
-
-
-async def _closed_loop(url: str, payloads: list[str], seconds: float, connections: int) -> float:
-    import httpx
-
-    done = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=connections)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        async def worker(k: int) -> None:
-            nonlocal done
-            i = k
-            while time.perf_counter() < deadline:
-                await client.post("/decide", content=payloads[i % len(payloads)],
-                                  headers={"content-type": "application/json"})
-                done += 1
-                i += connections
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(connections)))
-    return done / (time.perf_counter() - started)
-
-
-async def _open_loop(url: str, payloads: list[str], rate: float, seconds: float) -> tuple[list[float], int]:
-    """Requests sent on a fixed schedule; latency counts from the scheduled time (no coordinated omission)."""
-    import httpx
-
-    latencies: list[float] = []
-    failures = 0
-    n = int(rate * seconds)
-    timeout = httpx.Timeout(30.0, pool=None)  # waiting for a free connection is queueing, counted in latency
-    async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=256), timeout=timeout) as client:
-        start = time.perf_counter() + 0.2
-
-        async def one(i: int) -> None:
-            nonlocal failures
-            scheduled = start + i / rate
-            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-            try:
-                r = await client.post("/decide", content=payloads[i % len(payloads)],
-                                      headers={"content-type": "application/json"})
-                failures += r.status_code != 200
-            except httpx.HTTPError:
-                failures += 1
-            latencies.append(time.perf_counter() - scheduled)
-
-        await asyncio.gather(*(one(i) for i in range(n)))
-    return latencies, failures
-
-
-def over_http(settings, customers: list[dict], seconds: int, connections: int, rate: float, folder: Path) -> None:
+def over_http(settings, customers: list[dict], seconds: int, connections: int, rate: float, folder: Path,
+              processes: int, use_wrk: bool, paced_seconds: int) -> None:
     from pipelines.server import start_server, stop_server, wait_ready
 
     payloads = bodies(customers)
-    use_wrk = shutil.which("wrk") is not None
-    print(f"http load generator: {'wrk -t2 -c' + str(connections) if use_wrk else 'python asyncio (wrk absent)'}")
+    use_wrk = use_wrk and shutil.which("wrk") is not None
+    print(f"http load generator: benchmarks/loadgen.py, {processes} processes; closed loop {seconds} s on "
+          f"{connections} keep-alive connections, open loop {paced_seconds} s at {rate:.0f} rps; "
+          f"{len(payloads)} distinct bodies")
+    sync50, sync99 = fsync_ms(folder)
+    print(f"disk fsync p50 ms: {sync50:.2f}")
+    print(f"disk fsync p99 ms: {sync99:.2f}")
     results = {}
     for name, target in (("noop", "serving.noop_service:NoopService"), ("nba", "serving.service:NBAService")):
         port = free_port()
@@ -255,25 +228,33 @@ def over_http(settings, customers: list[dict], seconds: int, connections: int, r
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, process)
-            asyncio.run(_closed_loop(url, payloads, 2.0, connections))  # warm-up
-            if use_wrk:
-                rps = wrk_throughput(url, payloads, seconds, connections)
-                paced = wrk_at_rate(url, payloads, seconds, rate)
-            else:
-                rps = asyncio.run(_closed_loop(url, payloads, seconds, connections))
-                latencies, failures = asyncio.run(_open_loop(url, payloads, rate, seconds))
-                paced = {"rps": len(latencies) / seconds, "p50": percentile_ms(latencies, 50),
-                         "p99": percentile_ms(latencies, 99)}
-                print(f"http {name} non-200 at {rate:.0f} rps: {failures}")
+            run_load("closed", url, payloads, seconds=2.0, connections=connections, processes=processes)  # warm-up
+            cpu_before = _server_cpu_s(process)
+            closed = run_load("closed", url, payloads, seconds=seconds, connections=connections,
+                              processes=processes)
+            cpu_after = _server_cpu_s(process)
+            paced = run_load("open", url, payloads, seconds=paced_seconds, rate=rate, connections=8,
+                             processes=processes)
+            wrk_rps = wrk_throughput(url, payloads, seconds, connections) if use_wrk else None
         finally:
             stop_server(process)
-        results[name] = rps
-        print(f"http {name} throughput rps: {rps:.0f}")
-        print(f"http {name} achieved rps in paced run: {paced['rps']:.0f}")
-        print(f"http {name} p50 ms at {rate:.0f} rps: {paced['p50']:.2f}")
-        print(f"http {name} p99 ms at {rate:.0f} rps: {paced['p99']:.2f}")
+        results[name] = closed.rps
+        print(f"http {name} throughput rps: {closed.rps:.0f}")
+        if closed.failures:
+            print(f"http {name} non-200 in closed loop: {closed.failures} of {closed.requests}")
+        print(f"http {name} closed-loop p50 ms: {percentile_ms(closed.latencies, 50):.2f}")
+        print(f"http {name} client cpu share closed loop: {closed.client_cpu_share:.2f}")
+        if cpu_before is not None:
+            print(f"http {name} server cpu ms per request: {1000 * (cpu_after - cpu_before) / closed.requests:.2f}")
+        if wrk_rps is not None:
+            print(f"http {name} throughput rps (wrk): {wrk_rps:.0f}")
+        print(f"http {name} achieved rps in paced run: {paced.rps:.0f}")
+        print(f"http {name} non-200 at {rate:.0f} rps: {paced.failures}")
+        print(f"http {name} p50 ms at {rate:.0f} rps: {percentile_ms(paced.latencies, 50):.2f}")
+        print(f"http {name} p99 ms at {rate:.0f} rps: {percentile_ms(paced.latencies, 99):.2f}")
+        print(f"http {name} client send lag p99 ms at {rate:.0f} rps: {percentile_ms(paced.lags, 99):.2f}")
         if name == "nba":
-            print(f"http p99 ms at {rate:.0f} rps: {paced['p99']:.2f}")
+            print(f"http p99 ms at {rate:.0f} rps: {percentile_ms(paced.latencies, 99):.2f}")
     print(f"http throughput ratio: {results['nba'] / results['noop']:.2f}")
     print(f"load average 1m at end: {os.getloadavg()[0]:.1f}")
 
@@ -285,9 +266,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--decisions", type=int, default=5000, help="in-process decisions timed")
     parser.add_argument("--batch", type=int, default=100_000)
-    parser.add_argument("--seconds", type=int, default=10, help="duration of each HTTP load run")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of the closed-loop (throughput) run")
+    parser.add_argument("--paced-seconds", type=int, default=20,
+                        help="duration of the open-loop run (p99 of 200 rps x 20 s = the 40 slowest requests)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--client-processes", type=int, default=2, help="load generator processes")
+    parser.add_argument("--wrk", action="store_true", help="also print wrk's throughput (when installed)")
     parser.add_argument("--skip-http", action="store_true")
     args = parser.parse_args()
     _quiet()
@@ -299,7 +284,8 @@ def main() -> None:
         customers = sample_customers(settings, args.decisions)
         in_process(settings, extended_catalog(settings, folder), customers, args.batch)
         if not args.skip_http:
-            over_http(settings, customers, args.seconds, args.connections, args.rate, folder)
+            over_http(settings, customers, args.seconds, args.connections, args.rate, folder,
+                      args.client_processes, args.wrk, args.paced_seconds)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         if tmp is not None:

@@ -6,7 +6,6 @@ caps and volume ledger run across the whole batch, so a campaign never exceeds a
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from serving.contact_policy import consent_mask
-from serving.contracts import DecideRequest
+from serving.contracts import DecideRequest, new_decision_id
 from serving.engine import DecisionEngine, PersonInput, gc_paused
 from serving.experiments import assign_arm
 from serving.segments import Segment, segment_mask
@@ -77,7 +76,7 @@ def run_segment_batch(engine: DecisionEngine, features: pd.DataFrame, segment: S
 
     challenger = engine.challenger is not None
     for pid in members.index[~possible]:
-        rows.append((uuid.uuid4().hex, str(pid), assign_arm(str(pid), engine.experiments, challenger), 0, None,
+        rows.append((new_decision_id(), str(pid), assign_arm(str(pid), engine.experiments, challenger), 0, None,
                      None, None, None, None))
     if progress is not None and (~possible).any():
         progress(int((~possible).sum()))

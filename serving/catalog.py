@@ -67,11 +67,15 @@ class Action:
     valid_to: datetime | None = None
     caps: ActionCaps = field(default_factory=ActionCaps)
 
+    def __post_init__(self) -> None:
+        # every channel's treatment, built once: the funnel asks for it per candidate and decision
+        by_channel = {c: Treatment(channel=c) for c in self.channels}
+        by_channel.update({t.channel: t for t in self.treatments})
+        object.__setattr__(self, "_by_channel", by_channel)
+
     def treatment(self, channel: str) -> Treatment:
-        for t in self.treatments:
-            if t.channel == channel:
-                return t
-        return Treatment(channel=channel)
+        found = self._by_channel.get(channel)
+        return found if found is not None else Treatment(channel=channel)
 
     def is_valid_at(self, now: datetime) -> bool:
         return (self.valid_from is None or now >= self.valid_from) and (self.valid_to is None or now < self.valid_to)

@@ -78,9 +78,11 @@ class InMemoryContactHistory:
 class SQLiteContactHistory:
     """Reads contacts and rejections from the decision log's SQLite file (never writes rows).
 
-    A decision counts as a contact for each returned action on an outbound channel (``outbound``).
-    With ``ensure_index`` an index on ``decisions(person_id, ts)`` is created if missing, so a lookup
-    stays a few index probes as the log grows.
+    A decision counts as a contact for each returned action on an outbound channel (``outbound``). The
+    log keeps those in its ``contacts`` table (one narrow row per contact, indexed by person and time) and
+    the person on each feedback row, so a lookup reads only the person's recent contacts and rejections,
+    however many decisions they had. A log of an earlier release (no such table or column) is read
+    through its decisions instead; there ``ensure_index`` creates ``decisions(person_id, ts)`` if missing.
     """
 
     def __init__(self, path: Path, outbound: Iterable[str], ensure_index: bool = True) -> None:
@@ -88,6 +90,7 @@ class SQLiteContactHistory:
         self.outbound = frozenset(outbound)
         self.ensure_index = ensure_index
         self._db: sqlite3.Connection | None = None
+        self._current = False  # the log has the contacts table and feedback.person_id
         self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection | None:
@@ -99,7 +102,9 @@ class SQLiteContactHistory:
             if not {"decisions", "feedback"} <= tables:
                 db.close()
                 return None
-            if self.ensure_index:
+            feedback_columns = {row[1] for row in db.execute("PRAGMA table_info(feedback)")}
+            self._current = "contacts" in tables and "person_id" in feedback_columns
+            if self.ensure_index and not self._current:
                 db.execute("CREATE INDEX IF NOT EXISTS decisions_person_ts ON decisions(person_id, ts)")
             self._db = db
         return self._db
@@ -109,6 +114,11 @@ class SQLiteContactHistory:
             db = self._connect()
             if db is None:
                 return []
+            if self._current:
+                rows = db.execute("SELECT ts, action_id, channel FROM contacts WHERE person_id = ? AND ts >= ?",
+                                  (person_id, since.isoformat())).fetchall()
+                return [Contact(ts=datetime.fromisoformat(ts), action_id=a, channel=ch)
+                        for ts, a, ch in rows if ch in self.outbound]
             rows = db.execute("SELECT ts, actions FROM decisions WHERE person_id = ? AND ts >= ?",
                               (person_id, since.isoformat())).fetchall()
         out = []
@@ -125,6 +135,12 @@ class SQLiteContactHistory:
             db = self._connect()
             if db is None:
                 return {}
+            if self._current:
+                rows = db.execute(
+                    f"SELECT action_id, COUNT(*) FROM feedback WHERE person_id = ? AND outcome IN ({marks}) "
+                    f"AND ts >= ? GROUP BY action_id", (person_id, *REJECTION_OUTCOMES, since.isoformat()),
+                ).fetchall()
+                return {action_id: int(n) for action_id, n in rows}
             rows = db.execute(
                 f"SELECT f.action_id, COUNT(*) FROM feedback f JOIN decisions d USING (decision_id) "
                 f"WHERE d.person_id = ? AND f.outcome IN ({marks}) AND f.ts >= ? GROUP BY f.action_id",

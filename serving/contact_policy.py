@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -34,6 +35,11 @@ def _granted(value) -> bool:
         return False
 
 
+@lru_cache(maxsize=4096)
+def _consent_names(templates: tuple[str, ...], channel: str) -> tuple[str, ...]:
+    return tuple(t.format(channel=channel) for t in templates)
+
+
 def has_consent(features: Mapping[str, object] | None, channel: str, purpose: str = "marketing",
                 policies: Policies = _DEFAULT) -> bool:
     """Outbound channels need an explicit, current grant for the purpose; unknown persons granted nothing.
@@ -45,8 +51,7 @@ def has_consent(features: Mapping[str, object] | None, channel: str, purpose: st
         return True
     if not features:
         return False
-    for template in policies.consent.get(purpose, policies.consent["marketing"]):
-        name = template.format(channel=channel)
+    for name in _consent_names(tuple(policies.consent.get(purpose, policies.consent["marketing"])), channel):
         value = features.get(name)
         if value is not None and value == value:   # None and NaN: unknown, try the next name
             return _granted(value)
@@ -115,20 +120,24 @@ def apply_quiet_hours(candidates: list[Candidate], now: datetime, zone: ZoneInfo
     if quiet is None:
         return survivors(candidates)
     local = now.astimezone(zone)
-    inside = quiet.contains(local.time())
+    if not quiet.contains(local.time()):
+        return survivors(candidates)
+    end = local.replace(hour=quiet.end.hour, minute=quiet.end.minute, second=0, microsecond=0)
+    if end <= local:
+        end += timedelta(days=1)
+    send_after = end.astimezone(now.tzinfo).isoformat()
+    deferred = f"quiet hours in {zone.key}: deferred to {send_after}"
+    suppressed = f"quiet hours {quiet.start:%H:%M}-{quiet.end:%H:%M} in {zone.key}"
     kept = []
     for c in survivors(candidates):
         mode = quiet.modes.get(c.channel)
-        if not inside or mode is None:
+        if mode is None:
             kept.append(c)
         elif mode == "suppress":
-            c.remove(STAGE, f"quiet hours {quiet.start:%H:%M}-{quiet.end:%H:%M} in {zone.key}")
+            c.remove(STAGE, suppressed)
         else:
-            end = local.replace(hour=quiet.end.hour, minute=quiet.end.minute, second=0, microsecond=0)
-            if end <= local:
-                end += timedelta(days=1)
-            c.payload["send_after"] = end.astimezone(now.tzinfo).isoformat()
-            c.reasons.append(f"quiet hours in {zone.key}: deferred to {c.payload['send_after']}")
+            c.payload["send_after"] = send_after
+            c.reasons.append(deferred)
             kept.append(c)
     return kept
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 
 from features.schema import CONSENT_CHANNELS
-from serving.contracts import ActionDecision, Decision
+from serving.contracts import ActionDecision, Decision, new_decision_id
 
 __all__ = ["FailureNote", "GuardedReader", "safe_default"]
 
@@ -91,6 +90,6 @@ def safe_default(
         for worth, a, ch in options[:limit]
     ]
     return Decision(
-        decision_id=uuid.uuid4().hex, person_id=None, actions=actions, model_versions=dict(model_versions or {}),
+        decision_id=new_decision_id(), person_id=None, actions=actions, model_versions=dict(model_versions or {}),
         experiment_arm=SAFE_ARM, degraded=True, cold_start=True, degraded_reason=reason,
     )

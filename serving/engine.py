@@ -15,7 +15,6 @@ import contextlib
 import gc
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +45,7 @@ from serving.contracts import (
     Explanation,
     ShadowAction,
     ShadowResult,
+    new_decision_id,
 )
 from serving.eligibility import apply_eligibility, person_scope
 from serving.experiments import ExperimentConfig, assign_arm, load_experiments
@@ -147,6 +147,7 @@ class DecisionEngine:
         else:
             self.volume.plan = plan
         self._rng_lock = threading.Lock()
+        self._pairs: dict[str | None, list[tuple[Action, str]]] = {}
         self._history_days = self.policies.history_days(
             max((a.caps.per_person_days for a in self.catalog if a.caps.per_person is not None), default=0))
 
@@ -279,11 +280,18 @@ class DecisionEngine:
                 item.churn_score = float(p)
         return assigned
 
+    def _expand(self, channel: str | None) -> list[Candidate]:
+        """:func:`serving.candidates.expand` with the catalog's (action, channel) pairs listed once."""
+        pairs = self._pairs.get(channel)
+        if pairs is None:
+            pairs = self._pairs[channel] = [(c.action, c.channel) for c in expand(self.catalog, channel)]
+        return [Candidate(action, ch) for action, ch in pairs]
+
     def _funnel(self, item: PersonInput, now: datetime, arm: str, models: ModelSet,
                 score_removed: bool = False) -> _Run:
         request, policies = item.request, self.policies
         scores = {} if item.churn_score is None else {"churn_score": item.churn_score}
-        everything = expand(self.catalog, None if score_removed else request.channel)
+        everything = self._expand(None if score_removed else request.channel)
         zone = person_timezone(item.features, request.context, policies)
         run = _Run(item=item, arm=arm, models=models, zone=zone, candidates=everything)
         kept = apply_applicability(everything, request.channel, request.placement)
@@ -310,17 +318,17 @@ class DecisionEngine:
                 by_models.setdefault(id(run.models), []).append(run)
         for group in by_models.values():
             scorer = group[0].models.scorers()[0]
-            rows, actions, channels = [], [], []
+            persons, counts, actions, channels = [], [], [], []
             for run in group:
                 # a precomputed row (batch runs) is in the champion's column order
                 row = run.item.propensity_row if run.models is self.models else None
-                if row is None:
-                    row = scorer.person_vector(run.item.features)
+                persons.append(scorer.person_vector(run.item.features) if row is None else row)
+                counts.append(len(run.scored))
                 for c in run.scored:
-                    rows.append(row)
                     actions.append(c.action.id)
                     channels.append(c.channel)
-            probs = scorer.predict(np.vstack(rows), actions, channels)
+            rows = np.repeat(np.vstack(persons), counts, axis=0)  # each person's row once per candidate
+            probs = scorer.predict(rows, actions, channels)
             i = 0
             for run in group:
                 for c in run.scored:
@@ -396,7 +404,7 @@ class DecisionEngine:
         # model_construct: every field is built here from validated parts; validation would cost more
         # than the rest of a batch row.
         return Decision.model_construct(
-            decision_id=uuid.uuid4().hex,
+            decision_id=new_decision_id(),
             person_id=run.item.person_id,
             actions=[self._to_decision(c, churn, cold_start) for c in run.chosen],
             model_versions=dict(run.models.versions),

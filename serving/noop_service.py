@@ -1,7 +1,9 @@
 """A no-op BentoML service with the same /decide contract: the baseline the decide benchmark divides by.
 
-It validates the same request model and returns the same response model with a fixed answer, so the
-difference to :class:`serving.service.NBAService` is exactly the decision work (and its durable log).
+It validates the same request model and returns the same response model with a fixed answer, and it
+applies the same process settings after start-up as :class:`serving.service.NBAService`
+(:mod:`serving.runtime`), so the difference between the two is exactly the decision work (and its
+durable log).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import uuid
 
 import bentoml
 
+from serving import runtime
 from serving.contracts import ActionDecision, Customer, DecideRequest, Decision
 
 __all__ = ["NoopService"]
@@ -21,6 +24,13 @@ _ACTION = ActionDecision(action_id="noop", channel="web", score=0.0, propensity=
 @bentoml.service(name="nba_noop", traffic={"timeout": 30}, workers=1, threads=16)
 class NoopService:
     """Answers every request with the same action; used only by benchmarks/decide.py."""
+
+    def __init__(self) -> None:
+        runtime.settle()
+
+    @bentoml.on_startup
+    def _die_with_arbiter(self) -> None:
+        runtime.die_with_parent()
 
     @bentoml.api(input_spec=DecideRequest)
     def decide(

@@ -4,11 +4,16 @@ Thin on purpose: the funnel lives in :class:`serving.engine.DecisionEngine`. Thi
 running server needs - the durable decision log, hot model swaps (:mod:`serving.hot_swap`), degraded
 answers when the store or the models fail (:mod:`serving.degraded`), and a guarded HTTP edge
 (:mod:`serving.http_guard`: body limit, JSON error bodies, a log without raw identifiers).
+
+``/decide`` and ``/feedback`` are async: a decision is well under a millisecond of CPU, less than handing
+it to a worker thread and back costs, and 16 threads taking turns on the GIL slowed every request. They
+run on the event loop and await the decision log's group commit, so waiting for the disk holds no thread.
+``/explain`` and ``/decide_batch`` (longer, rarer) stay on worker threads so they never stall the loop.
 """
 
 from __future__ import annotations
 
-import gc
+import asyncio
 import logging
 import os
 import threading
@@ -16,9 +21,11 @@ from datetime import datetime
 
 import bentoml
 from bentoml.exceptions import NotFound, ServiceUnavailable
+from starlette.responses import Response
 
 from config import load_settings
 from features.privacy import mask_text
+from serving import runtime
 from serving.catalog import load_catalog
 from serving.contact_history import SQLiteContactHistory
 from serving.contracts import (
@@ -33,10 +40,12 @@ from serving.contracts import (
 )
 from serving.decision_log import DecisionLog, UnknownDecision
 from serving.degraded import FailureNote, GuardedReader, safe_default
+from serving.engine import POLICIES_FILE
 from serving.hot_swap import ModelWatcher, poll_seconds
 from serving.http_guard import MAX_BODY_BYTES, RequestGuard, install_log_masking
 from serving.loader import load_served, make_engine, served_versions, with_models
-from serving.online import LazyReader, open_online_reader
+from serving.online import LazyReader, OnlineStoreUnavailable, open_online_reader
+from serving.policies import load_policies
 
 __all__ = ["NBAService"]
 
@@ -52,17 +61,21 @@ class NBAService:
         self.settings = settings = load_settings()
         self.catalog = load_catalog(settings.actions_file)  # a broken catalog is a deploy error: refuse to start
         # FULL (default) fsyncs every group commit: survives power loss. NORMAL survives a process kill only.
-        self.decision_log = DecisionLog(settings.decision_log, os.environ.get("NBA_DECISION_LOG_SYNC", "FULL"))
+        self.decision_log = DecisionLog(settings.decision_log, os.environ.get("NBA_DECISION_LOG_SYNC", "FULL"),
+                                        contact_channels=load_policies(POLICIES_FILE).outbound_channels)
         self.note = FailureNote()
-        self.reader = GuardedReader(LazyReader(lambda: open_online_reader(settings)), self.note)
+        self._online = LazyReader(lambda: open_online_reader(settings))
+        self.reader = GuardedReader(self._online, self.note)
         self.engine = None
         self.models_error: str | None = None
         self._install_lock = threading.Lock()
         try:
-            self._install(load_served(settings, served_versions(settings)))
+            self._install(load_served(settings, served_versions(settings)), settle=False)
         except Exception as exc:  # noqa: BLE001 - no models yet: serve the safe default, the watcher retries
             self.models_error = f"decision engine unavailable: {type(exc).__name__}: {mask_text(str(exc))}"
             log.error("starting degraded: %s", self.models_error)
+        self._warm_up()
+        runtime.settle()
         self.watcher = None
         interval = poll_seconds()
         if interval > 0:
@@ -95,7 +108,22 @@ class NBAService:
     def _loaded_versions(self) -> dict[str, str]:
         return self._served().get("champion") or {}
 
-    def _install(self, sets: dict) -> None:
+    def _warm_up(self) -> None:
+        """Open the online store and run the whole funnel once (an explain: no contact, no volume, no log),
+        so the first requests do not pay for lazy imports and opening, and all of it is frozen with the
+        rest of start-up. Failures here only mean the first requests will find out (degraded)."""
+        try:
+            self._online.open()
+        except OnlineStoreUnavailable as exc:
+            log.warning("online store not available at start-up: %s", exc)
+        if self.engine is not None:
+            try:
+                self.engine.explain(DecideRequest(customer=Customer(id_type="cookie_id", id="nba-warm-up")))
+            except Exception as exc:  # noqa: BLE001 - warm-up is best effort
+                log.warning("warm-up decision failed: %s: %s", type(exc).__name__, mask_text(str(exc)))
+        self.note.clear()
+
+    def _install(self, sets: dict, settle: bool = True) -> None:
         """Swap in complete model sets: one reference assignment, so no request sees a half-loaded set."""
         with self._install_lock:
             engine = self.engine
@@ -107,10 +135,12 @@ class NBAService:
                 engine = with_models(engine, sets["champion"], sets["challenger"])
             self.engine = engine
             self.models_error = None
-        # Loaded models are long-lived: move them out of the collector's sight so a full collection
-        # does not walk them on the request path (tail latency).
-        gc.collect()
-        gc.freeze()
+        if settle:  # newly loaded models are long-lived too (see serving.runtime)
+            runtime.settle()
+
+    @bentoml.on_startup
+    def _die_with_arbiter(self) -> None:
+        runtime.die_with_parent()  # no orphaned worker writing the log after `bentoml serve` is killed
 
     def __is_ready__(self) -> bool:
         # Ready as soon as start-up finished: without models the service still answers (degraded).
@@ -138,7 +168,7 @@ class NBAService:
         return safe_default(self.catalog, request.channel, limit, reason, versions), []
 
     @bentoml.api(input_spec=DecideRequest)
-    def decide(
+    async def decide(
         self,
         customer: Customer,
         channel: str | None = None,
@@ -146,15 +176,19 @@ class NBAService:
         context: dict | None = None,
         limit: int | None = None,
     ) -> Decision:
-        request = DecideRequest(
+        # the fields were validated by BentoML against DecideRequest: no second validation
+        request = DecideRequest.model_construct(
             customer=customer, channel=channel, placement=placement, context=context or {}, limit=limit
         )
         decision, candidates = self._decide(request)
-        self.decision_log.record_decision(decision, channel, candidates)
-        return decision
+        # answered only once the decision is on disk (group commit); encoding happens on the writer thread
+        await asyncio.wrap_future(self.decision_log.submit_decisions([(decision, channel, candidates)]))
+        # the same JSON BentoML would write, as one body message: its own path streams a body in several
+        # messages, each passed through every middleware; the contract (OpenAPI) stays ``Decision``
+        return Response(decision.model_dump_json(), media_type="application/json")
 
     @bentoml.api(input_spec=FeedbackRequest)
-    def feedback(
+    async def feedback(
         self,
         decision_id: str,
         action_id: str,
@@ -163,7 +197,8 @@ class NBAService:
         ts: datetime | None = None,
     ) -> FeedbackAck:
         try:
-            new = self.decision_log.record_feedback(decision_id, action_id, outcome, value, ts)
+            new = await asyncio.wrap_future(
+                self.decision_log.submit_feedback(decision_id, action_id, outcome, value, ts))
         except UnknownDecision as exc:
             raise NotFound(exc.args[0]) from None
         return FeedbackAck(decision_id=decision_id, action_id=action_id, outcome=outcome, duplicate=not new)

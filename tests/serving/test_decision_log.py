@@ -1,7 +1,7 @@
 import pytest
 
 from serving.contracts import ActionDecision, Decision
-from serving.decision_log import DecisionLog, UnknownDecision
+from serving.decision_log import DecisionLog, UnknownDecision, unpack_candidates
 
 
 def _decision(decision_id="d1"):
@@ -61,6 +61,7 @@ def test_candidates_and_degraded_reason_are_logged(tmp_path):
         channel: str
         propensity: float
         removed_by: str | None
+        sampled_propensity: float | None = None
 
         @property
         def priority(self) -> float:
@@ -73,22 +74,94 @@ def test_candidates_and_degraded_reason_are_logged(tmp_path):
     log.close()
     with sqlite3.connect(tmp_path / "d.db") as db:
         candidates, reason = db.execute("SELECT candidates, degraded_reason FROM decisions").fetchone()
-    rows = json.loads(candidates)
+    assert json.loads(candidates)["rules"] == ["no consent for sms"]   # packed: each rule once
+    rows = unpack_candidates(candidates)
     assert [r["action_id"] for r in rows] == ["a", "b"]
     assert rows[1] == {"action_id": "b", "channel": "sms", "propensity": 0.5, "priority": 1.0,
                        "removed_by": "no consent for sms"}
+    assert rows[0]["removed_by"] is None
     assert reason == "online store unavailable"
+    old_form = json.dumps(rows)  # logs of earlier releases stored the list itself
+    assert unpack_candidates(old_form) == rows and unpack_candidates(None) == []
+
+
+def _old_release_log(path):
+    """A log as the first release wrote it: no candidates column, no contacts table, no feedback.person_id."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE decisions (decision_id TEXT PRIMARY KEY, ts TEXT NOT NULL, person_id TEXT, "
+                   "channel TEXT, actions TEXT NOT NULL, model_versions TEXT NOT NULL, experiment_arm TEXT NOT NULL, "
+                   "degraded INTEGER NOT NULL, cold_start INTEGER NOT NULL)")
+        db.execute("CREATE TABLE feedback (decision_id TEXT NOT NULL REFERENCES decisions(decision_id), "
+                   "action_id TEXT NOT NULL, outcome TEXT NOT NULL, value REAL, ts TEXT NOT NULL, "
+                   "PRIMARY KEY (decision_id, action_id, outcome))")
+        old = [{"action_id": "a", "channel": "sms"}, {"action_id": "b", "channel": "web"}]
+        db.execute("INSERT INTO decisions VALUES ('d0', '2026-01-01T00:00:00+00:00', 'P0', NULL, ?, '{}', "
+                   "'champion', 0, 0)", (json.dumps(old),))
+        db.execute("INSERT INTO feedback VALUES ('d0', 'a', 'dismiss', NULL, '2026-01-02T00:00:00+00:00')")
 
 
 def test_old_log_files_are_migrated(tmp_path):
     import sqlite3
 
-    with sqlite3.connect(tmp_path / "d.db") as db:
-        db.execute("CREATE TABLE decisions (decision_id TEXT PRIMARY KEY, ts TEXT NOT NULL, person_id TEXT, "
-                   "channel TEXT, actions TEXT NOT NULL, model_versions TEXT NOT NULL, experiment_arm TEXT NOT NULL, "
-                   "degraded INTEGER NOT NULL, cold_start INTEGER NOT NULL)")
+    _old_release_log(tmp_path / "d.db")
     log = DecisionLog(tmp_path / "d.db")
     log.record_decision(_decision(), "email", [])
+    assert log.counts() == {"decisions": 2, "feedback": 1}
+    log.close()
+    with sqlite3.connect(tmp_path / "d.db") as db:
+        contacts = db.execute("SELECT person_id, action_id, channel, decision_id FROM contacts ORDER BY ts").fetchall()
+        feedback = db.execute("SELECT decision_id, person_id FROM feedback").fetchall()
+    # the old decision's outbound action is derived once; the inbound one is not a contact
+    assert contacts == [("P0", "a", "sms", "d0"), ("P1", "a", "email", "d1")]
+    assert feedback == [("d0", "P0")]
+
+
+def test_history_reads_old_and_migrated_logs_alike(tmp_path):
+    from datetime import datetime
+
+    from serving.contact_history import SQLiteContactHistory
+
+    since = datetime.fromisoformat("2025-12-01T00:00:00+00:00")
+    _old_release_log(tmp_path / "old.db")
+    _old_release_log(tmp_path / "new.db")
+    DecisionLog(tmp_path / "new.db").close()
+    answers = []
+    for name in ("old.db", "new.db"):
+        history = SQLiteContactHistory(tmp_path / name, outbound=("sms",))
+        answers.append(([(c.action_id, c.channel) for c in history.contacts("P0", since)],
+                        history.rejections("P0", since), history.contacts("P1", since)))
+        history.close()
+    assert answers[0] == answers[1] == ([("a", "sms")], {"a": 1}, [])
+
+
+def test_only_outbound_actions_of_known_persons_are_contacts(tmp_path):
+    import sqlite3
+
+    log = DecisionLog(tmp_path / "d.db", contact_channels=("email",))
+    anonymous = _decision("d2").model_copy(update={"person_id": None})
+    web = _decision("d3")
+    web.actions[0].channel = "web"
+    log.record_decisions([(_decision("d1"), "email", []), (anonymous, "email", []), (web, "web", [])])
+    log.close()
+    with sqlite3.connect(tmp_path / "d.db") as db:
+        assert db.execute("SELECT decision_id, channel FROM contacts").fetchall() == [("d1", "email")]
+
+
+def test_a_record_that_cannot_be_encoded_fails_alone(tmp_path):
+    class _Broken:
+        @property
+        def action(self):
+            raise ValueError("broken candidate")
+
+    log = DecisionLog(tmp_path / "d.db", synchronous="NORMAL")
+    bad = log.submit_decisions([(_decision("bad"), "email", [_Broken()])])
+    good = log.submit_decisions([(_decision("good"), "email", [])])
+    with pytest.raises(ValueError, match="broken candidate"):
+        bad.result(10)
+    good.result(10)
     assert log.counts()["decisions"] == 1
     log.close()
 
@@ -119,3 +192,32 @@ def test_a_failing_write_does_not_fail_its_group(tmp_path):
     assert outcomes.count("dup") == 10 and outcomes.count("ok") == 90
     assert log.counts()["decisions"] == 91
     log.close()
+
+
+def test_decision_ids_are_time_ordered_uuid7():
+    import time
+    import uuid
+
+    from serving.contracts import new_decision_id
+
+    first = new_decision_id()
+    time.sleep(0.002)
+    ids = [new_decision_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(len(i) == 32 for i in ids)
+    parsed = uuid.UUID(first)
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert all(first < i for i in ids)  # later milliseconds sort later: the primary key grows at its end
+
+
+def test_a_batch_larger_than_one_statement_is_stored_whole(tmp_path):
+    from serving.decision_log import ROWS_PER_INSERT
+
+    log = DecisionLog(tmp_path / "d.db", synchronous="NORMAL")
+    n = 2 * ROWS_PER_INSERT + 7
+    log.record_decisions((_decision(f"d{i}"), "email", []) for i in range(n))
+    assert log.counts()["decisions"] == n
+    with pytest.raises(Exception, match="UNIQUE"):  # one duplicate fails the whole batch call ...
+        log.record_decisions([(_decision("new"), "email", []), (_decision("d0"), "email", [])])
+    assert log.counts()["decisions"] == n  # ... and nothing of it is stored
+    log.close()
+
