@@ -116,6 +116,14 @@ class Connection:
             self.close()
         return status
 
+    async def status(self, request: bytes) -> int:
+        """:meth:`exchange`, with 0 for a failed exchange (the connection is closed and reopened next time)."""
+        try:
+            return await self.exchange(request)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            self.close()
+            return 0
+
 
 # -- the two modes, in one process ----------------------------------------------------------------------
 async def _closed(host: str, port: int, requests: list[bytes], start: float, seconds: float,
@@ -134,11 +142,7 @@ async def _closed(host: str, port: int, requests: list[bytes], start: float, sec
             t = time.perf_counter()
             if t >= deadline:
                 return
-            try:
-                status = await conn.exchange(requests[i % len(requests)])
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                conn.close()
-                status = 0
+            status = await conn.status(requests[i % len(requests)])
             latencies.append(time.perf_counter() - t)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             i += connections
@@ -166,11 +170,7 @@ async def _open(host: str, port: int, requests: list[bytes], start: float, secon
 
     async def one(i: int, scheduled: float) -> None:
         conn = idle.popleft() if idle else Connection(host, port)
-        try:
-            status = await conn.exchange(requests[i % len(requests)])
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            conn.close()
-            status = 0
+        status = await conn.status(requests[i % len(requests)])
         latencies.append(time.perf_counter() - scheduled)
         statuses[str(status)] = statuses.get(str(status), 0) + 1
         idle.append(conn)
