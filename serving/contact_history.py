@@ -92,6 +92,8 @@ class SQLiteContactHistory:
         self._db: sqlite3.Connection | None = None
         self._current = False  # the log has the contacts table and feedback.person_id
         self._lock = threading.Lock()
+        # contacts decided but not yet on disk (the log commits in groups, after the funnel has run)
+        self._unwritten: dict[str, list[Contact]] = defaultdict(list)
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None:
@@ -110,18 +112,24 @@ class SQLiteContactHistory:
         return self._db
 
     def contacts(self, person_id: str, since: datetime) -> list[Contact]:
+        """The person's contacts since ``since``: those in the log and those recorded but not yet written.
+
+        The unwritten ones are read first: a contact written in between is counted twice (a stricter
+        cap for a moment), never missed.
+        """
         with self._lock:
+            unwritten = [c for c in self._unwritten.get(person_id, ()) if c.ts >= since]
             db = self._connect()
             if db is None:
-                return []
+                return unwritten
             if self._current:
                 rows = db.execute("SELECT ts, action_id, channel FROM contacts WHERE person_id = ? AND ts >= ?",
                                   (person_id, since.isoformat())).fetchall()
                 return [Contact(ts=datetime.fromisoformat(ts), action_id=a, channel=ch)
-                        for ts, a, ch in rows if ch in self.outbound]
+                        for ts, a, ch in rows if ch in self.outbound] + unwritten
             rows = db.execute("SELECT ts, actions FROM decisions WHERE person_id = ? AND ts >= ?",
                               (person_id, since.isoformat())).fetchall()
-        out = []
+        out = unwritten
         for ts, actions in rows:
             stamp = datetime.fromisoformat(ts)
             for a in json.loads(actions):
@@ -149,7 +157,32 @@ class SQLiteContactHistory:
         return {action_id: int(n) for action_id, n in rows}
 
     def record(self, person_id: str, contacts: Iterable[Contact]) -> None:
-        """No-op: the decision log is written by the service; this view reads it back."""
+        """Count ``contacts`` from now on, until :meth:`written` says the log holds them.
+
+        The service writes decisions to the log after the funnel, in groups; without this, a second
+        request for the same person (or a later chunk of a batch) would not see the first one's contacts.
+        """
+        contacts = [c for c in contacts if c.channel in self.outbound]
+        if contacts:
+            with self._lock:
+                self._unwritten[person_id].extend(contacts)
+
+    def written(self, person_id: str | None, actions: Iterable[tuple[str, str]]) -> None:
+        """The log now holds (or failed to write) a decision of the person with these ``(action_id,
+        channel)`` actions: stop counting one recorded contact for each."""
+        if person_id is None:
+            return
+        with self._lock:
+            pending = self._unwritten.get(person_id)
+            if not pending:
+                return
+            for action_id, channel in actions:
+                match = next((i for i, c in enumerate(pending)
+                              if c.action_id == action_id and c.channel == channel), None)
+                if match is not None:
+                    del pending[match]
+            if not pending:
+                del self._unwritten[person_id]
 
     def close(self) -> None:
         with self._lock:

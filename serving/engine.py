@@ -251,8 +251,9 @@ class DecisionEngine:
 
     # -- funnel -------------------------------------------------------------------------------------
     def _decide_chunk(self, items: list[PersonInput], now: datetime) -> list[tuple[Decision, list[Candidate]]]:
-        runs = [self._funnel(item, now, arm, models) for item, (arm, models) in zip(items, self._prepare(items),
-                                                                                   strict=True)]
+        counters: dict[str, CapCounter] = {}  # one per person: a person twice in a chunk shares the caps
+        runs = [self._funnel(item, now, arm, models, counters=counters)
+                for item, (arm, models) in zip(items, self._prepare(items), strict=True)]
         self._score(runs)
         with self._rng_lock:
             self._explore(runs, now, self.rng)
@@ -288,7 +289,7 @@ class DecisionEngine:
         return [Candidate(action, ch) for action, ch in pairs]
 
     def _funnel(self, item: PersonInput, now: datetime, arm: str, models: ModelSet,
-                score_removed: bool = False) -> _Run:
+                score_removed: bool = False, counters: dict[str, CapCounter] | None = None) -> _Run:
         request, policies = item.request, self.policies
         scores = {} if item.churn_score is None else {"churn_score": item.churn_score}
         everything = self._expand(None if score_removed else request.channel)
@@ -304,7 +305,12 @@ class DecisionEngine:
             since = now - timedelta(days=self._history_days)
             history = self.contact_history
             kept = apply_suppression(kept, history.rejections(item.person_id, since), policies)
-            run.counter = CapCounter(history.contacts(item.person_id, since), now, policies)
+            counter = None if counters is None else counters.get(item.person_id)
+            if counter is None:
+                counter = CapCounter(history.contacts(item.person_id, since), now, policies)
+                if counters is not None:
+                    counters[item.person_id] = counter
+            run.counter = counter
             kept = apply_caps(kept, run.counter)
         run.suitable = list(kept)
         run.scored = applicable if score_removed else kept

@@ -61,8 +61,11 @@ class NBAService:
         self.settings = settings = load_settings()
         self.catalog = load_catalog(settings.actions_file)  # a broken catalog is a deploy error: refuse to start
         # FULL (default) fsyncs every group commit: survives power loss. NORMAL survives a process kill only.
+        outbound = load_policies(POLICIES_FILE).outbound_channels
         self.decision_log = DecisionLog(settings.decision_log, os.environ.get("NBA_DECISION_LOG_SYNC", "FULL"),
-                                        contact_channels=load_policies(POLICIES_FILE).outbound_channels)
+                                        contact_channels=outbound)
+        # caps read the log back, plus the contacts of decisions not yet written (see _written)
+        self.contact_history = SQLiteContactHistory(settings.decision_log, outbound)
         self.note = FailureNote()
         self._online = LazyReader(lambda: open_online_reader(settings))
         self.reader = GuardedReader(self._online, self.note)
@@ -129,8 +132,7 @@ class NBAService:
             engine = self.engine
             if engine is None:
                 engine = make_engine(self.settings, sets["champion"], self.reader, challenger=sets["challenger"])
-                engine.contact_history = SQLiteContactHistory(self.settings.decision_log,
-                                                              engine.policies.outbound_channels)
+                engine.contact_history = self.contact_history
             else:
                 engine = with_models(engine, sets["champion"], sets["challenger"])
             self.engine = engine
@@ -145,6 +147,11 @@ class NBAService:
     def __is_ready__(self) -> bool:
         # Ready as soon as start-up finished: without models the service still answers (degraded).
         return self.decision_log is not None
+
+    def _written(self, decisions) -> None:
+        """The log holds these decisions (or failed to): caps now read their contacts from it."""
+        for d in decisions:
+            self.contact_history.written(d.person_id, [(a.action_id, a.channel) for a in d.actions])
 
     # -- APIs -------------------------------------------------------------------------------------------
     def _decide(self, request: DecideRequest) -> tuple[Decision, list]:
@@ -182,7 +189,10 @@ class NBAService:
         )
         decision, candidates = self._decide(request)
         # answered only once the decision is on disk (group commit); encoding happens on the writer thread
-        await asyncio.wrap_future(self.decision_log.submit_decisions([(decision, channel, candidates)]))
+        try:
+            await asyncio.wrap_future(self.decision_log.submit_decisions([(decision, channel, candidates)]))
+        finally:
+            self._written([decision])
         # the same JSON BentoML would write, as one body message: its own path streams a body in several
         # messages, each passed through every middleware; the contract (OpenAPI) stays ``Decision``
         return Response(decision.model_dump_json(), media_type="application/json")
@@ -246,8 +256,11 @@ class NBAService:
         if failure:
             results = [(d.model_copy(update={"degraded": True, "degraded_reason": failure})
                         if d.person_id is not None and not d.degraded else d, c) for d, c in results]
-        self.decision_log.record_decisions(
-            (d, r.channel, c) for (d, c), r in zip(results, requests, strict=True))
+        try:
+            self.decision_log.record_decisions(
+                (d, r.channel, c) for (d, c), r in zip(results, requests, strict=True))
+        finally:
+            self._written(d for d, _ in results)
         return DecideBatchResponse(decisions=[d for d, _ in results])
 
 

@@ -212,3 +212,45 @@ def test_placement_applicability_in_the_engine(placement, expected):
     engine = make_engine(people)
     decision, _ = engine.decide(_request(0, "web", placement=placement, limit=5), now=NOW)
     assert {a.action_id for a in decision.actions} == expected
+
+
+def test_caps_hold_for_a_person_repeated_within_one_batch_chunk():
+    people = People(random_features(np.random.default_rng(3), 20, consent_rate=1.0))
+    history = InMemoryContactHistory()
+    engine = make_engine(people, contact_history=history)   # caps: sms 2 / 7 days, all outbound 4 / 7 days
+    id_types = ["member_id", "wechat_openid", "cookie_id"]
+    requests = [_request(p, None, id_type=id_types[k % 3], limit=3) for k in range(10) for p in range(20)]
+    engine.decide_batch(requests, now=NOW)   # one chunk: every person ten times, under three identifiers
+    for person in range(20):
+        contacts = history.contacts(f"P{person}", NOW - timedelta(days=30))
+        assert Counter(c.channel for c in contacts)["sms"] <= 2
+        assert len(contacts) <= 4
+    assert history.total_contacts() >= 20 * 3, "persons did get contacted up to their caps"
+
+
+def test_caps_hold_against_the_decision_log_before_it_is_written(tmp_path):
+    """The service's history reads the log, which is written after the funnel: later chunks of a batch
+    and a second request for the same person must still see the contacts decided so far."""
+    from serving.contact_history import SQLiteContactHistory
+    from serving.decision_log import DecisionLog
+
+    log = DecisionLog(tmp_path / "decisions.db")
+    history = SQLiteContactHistory(tmp_path / "decisions.db", CONSENT_CHANNELS)
+    people = People(random_features(np.random.default_rng(4), 10, consent_rate=1.0))
+    engine = make_engine(people, contact_history=history)   # caps: sms 2 / 7 days, all outbound 4 / 7 days
+    requests = [_request(p, None, limit=3) for _ in range(8) for p in range(10)]
+    results = engine.decide_batch(requests, now=NOW, chunk_size=7)   # repeats fall in later chunks
+    contacts = Counter((d.person_id, a.channel) for d, _ in results for a in d.actions if a.channel in CONSENT_CHANNELS)
+    per_person = Counter()
+    for (person, channel), n in contacts.items():
+        assert channel != "sms" or n <= 2
+        per_person[person] += n
+    assert per_person and max(per_person.values()) <= 4
+    # once the log holds them, each contact is counted once
+    since = NOW - timedelta(days=7)
+    before = {p: len(history.contacts(p, since)) for p in per_person}
+    log.record_decisions((d, r.channel, c) for (d, c), r in zip(results, requests, strict=True))
+    for d, _ in results:
+        history.written(d.person_id, [(a.action_id, a.channel) for a in d.actions])
+    assert {p: len(history.contacts(p, since)) for p in per_person} == before == dict(per_person)
+    log.close()
