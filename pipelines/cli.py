@@ -245,7 +245,8 @@ def decide_batch(segment: Annotated[str, typer.Option(help="segment name from co
                  limit: Annotated[int, typer.Option(min=1, max=20)] = 1,
                  source: Annotated[str, typer.Option(help="features from 'offline' (latest snapshot) or "
                                                           "'online' (Feast online store)")] = "offline"):
-    """Decide for every person of a segment on one channel; decisions go to parquet under batches/."""
+    """Decide for every person of a segment on one channel; decisions go to parquet under batches/ and to the
+    decision log (feedback on them is accepted; caps count their contacts)."""
     from pipelines.decisioning import run_batch
 
     try:

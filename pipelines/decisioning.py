@@ -69,6 +69,7 @@ def run_batch(settings: Settings, segment_name: str, channel: str, limit: int = 
     from serving.batch import latest_offline_features, run_segment_batch, write_batch
     from serving.catalog import load_catalog
     from serving.contact_history import SQLiteContactHistory
+    from serving.decision_log import DecisionLog
     from serving.engine import DecisionEngine
     from serving.experiments import load_experiments
     from serving.loader import load_champions
@@ -86,18 +87,31 @@ def run_batch(settings: Settings, segment_name: str, channel: str, limit: int = 
     features = latest_offline_features(settings.features_dir)
     if source == "online":
         features = _online_frame(settings, [str(p) for p in features.index])
+    history = SQLiteContactHistory(settings.decision_log, policies.outbound_channels)
     engine = DecisionEngine(
         catalog=load_catalog(settings.actions_file), lookup_person=lambda _t, _k: None,
         read_features=lambda _p: None, models=load_champions(settings), salt=b"batch-run-resolves-no-identifiers",
-        policies=policies, experiments=load_experiments(EXPERIMENTS_FILE),
-        contact_history=SQLiteContactHistory(settings.decision_log, policies.outbound_channels),
+        policies=policies, experiments=load_experiments(EXPERIMENTS_FILE), contact_history=history,
     )
+    # logged like /decide_batch: channel apps send feedback on these decisions, and caps count them
+    decision_log = DecisionLog(settings.decision_log, contact_channels=policies.outbound_channels)
+
+    def record(items: list[tuple]) -> None:
+        try:
+            decision_log.record_decisions(items)
+        finally:
+            history.written(d for d, _, _ in items)
+
     now = datetime.now(UTC)
     started = time.perf_counter()
-    with tqdm(total=len(features), unit="person", desc=f"{segment_name} on {channel}") as bar:
-        frame, members = run_segment_batch(engine, features, segments[segment_name], channel, limit, now,
-                                           progress=bar.update)
-        bar.update(bar.total - bar.n)
+    try:
+        with tqdm(total=len(features), unit="person", desc=f"{segment_name} on {channel}") as bar:
+            frame, members = run_segment_batch(engine, features, segments[segment_name], channel, limit, now,
+                                               progress=bar.update, record=record)
+            bar.update(bar.total - bar.n)
+    finally:
+        decision_log.close()
+        history.close()
     seconds = time.perf_counter() - started
     path = write_batch(frame, settings.home / "batches", segment_name, channel, now)
     return path, members, len(frame), seconds

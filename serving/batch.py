@@ -43,12 +43,13 @@ def latest_offline_features(features_dir: Path) -> pd.DataFrame:
 
 def run_segment_batch(engine: DecisionEngine, features: pd.DataFrame, segment: Segment, channel: str,
                       limit: int = 1, now: datetime | None = None, chunk_size: int = 5_000,
-                      progress: Callable[[int], None] | None = None, prefilter: bool = True
-                      ) -> tuple[pd.DataFrame, int]:
+                      progress: Callable[[int], None] | None = None, prefilter: bool = True,
+                      record: Callable[[list[tuple]], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Decide for every person of ``segment`` in ``features`` (indexed by person_id) on ``channel``.
 
     Returns (one row per chosen action, and a rank-0 row without action for members who get none;
-    number of persons in the segment).
+    number of persons in the segment). ``record`` gets the funnel's ``(decision, channel, candidates)``
+    a chunk at a time (the decision log: feedback on a campaign's decisions, caps on its contacts).
     """
     propensity, churn = engine.models.scorers()
     churn_scores = np.concatenate([
@@ -95,14 +96,22 @@ def run_segment_batch(engine: DecisionEngine, features: pd.DataFrame, segment: S
                                   propensity_row=matrix[j], churn_score=float(candidate_churn[k]),
                                   rules_passed={a: bool(m[k]) for a, m in rules.items()})
 
+    decided: list[tuple] = []
     with gc_paused():
-        for decision, _ in engine.iter_decide(items(), now=now, chunk_size=chunk_size, progress=progress):
+        for decision, funnel in engine.iter_decide(items(), now=now, chunk_size=chunk_size, progress=progress):
+            if record is not None:
+                decided.append((decision, channel, funnel))
+                if len(decided) >= chunk_size:
+                    record(decided)
+                    decided = []
             if not decision.actions:  # kept so every member's arm (holdout included) is on record
                 rows.append((decision.decision_id, decision.person_id, decision.experiment_arm, 0, None, None,
                              None, None, None))
             for rank, a in enumerate(decision.actions, start=1):
                 rows.append((decision.decision_id, decision.person_id, decision.experiment_arm, rank,
                              a.action_id, a.channel, a.score, a.propensity, a.payload.get("send_after")))
+    if decided:
+        record(decided)
     return pd.DataFrame(rows, columns=list(BATCH_COLUMNS)), int(mask.sum())
 
 

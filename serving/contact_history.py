@@ -167,22 +167,21 @@ class SQLiteContactHistory:
             with self._lock:
                 self._unwritten[person_id].extend(contacts)
 
-    def written(self, person_id: str | None, actions: Iterable[tuple[str, str]]) -> None:
-        """The log now holds (or failed to write) a decision of the person with these ``(action_id,
-        channel)`` actions: stop counting one recorded contact for each."""
-        if person_id is None:
-            return
+    def written(self, decisions: Iterable) -> None:
+        """The log now holds (or failed to write) these decisions: for each of their actions, stop counting
+        one recorded contact of that person, action and channel."""
         with self._lock:
-            pending = self._unwritten.get(person_id)
-            if not pending:
-                return
-            for action_id, channel in actions:
-                match = next((i for i, c in enumerate(pending)
-                              if c.action_id == action_id and c.channel == channel), None)
-                if match is not None:
-                    del pending[match]
-            if not pending:
-                del self._unwritten[person_id]
+            for d in decisions:
+                pending = self._unwritten.get(d.person_id) if d.person_id is not None else None
+                if not pending:
+                    continue
+                for a in d.actions:
+                    match = next((i for i, c in enumerate(pending)
+                                  if c.action_id == a.action_id and c.channel == a.channel), None)
+                    if match is not None:
+                        del pending[match]
+                if not pending:
+                    del self._unwritten[d.person_id]
 
     def close(self) -> None:
         with self._lock:

@@ -64,7 +64,7 @@ class NBAService:
         outbound = load_policies(POLICIES_FILE).outbound_channels
         self.decision_log = DecisionLog(settings.decision_log, os.environ.get("NBA_DECISION_LOG_SYNC", "FULL"),
                                         contact_channels=outbound)
-        # caps read the log back, plus the contacts of decisions not yet written (see _written)
+        # caps read the log back, plus the contacts of decisions not yet written
         self.contact_history = SQLiteContactHistory(settings.decision_log, outbound)
         self.note = FailureNote()
         self._online = LazyReader(lambda: open_online_reader(settings))
@@ -148,11 +148,6 @@ class NBAService:
         # Ready as soon as start-up finished: without models the service still answers (degraded).
         return self.decision_log is not None
 
-    def _written(self, decisions) -> None:
-        """The log holds these decisions (or failed to): caps now read their contacts from it."""
-        for d in decisions:
-            self.contact_history.written(d.person_id, [(a.action_id, a.channel) for a in d.actions])
-
     # -- APIs -------------------------------------------------------------------------------------------
     def _decide(self, request: DecideRequest) -> tuple[Decision, list]:
         engine = self.engine
@@ -192,7 +187,7 @@ class NBAService:
         try:
             await asyncio.wrap_future(self.decision_log.submit_decisions([(decision, channel, candidates)]))
         finally:
-            self._written([decision])
+            self.contact_history.written([decision])
         # the same JSON BentoML would write, as one body message: its own path streams a body in several
         # messages, each passed through every middleware; the contract (OpenAPI) stays ``Decision``
         return Response(decision.model_dump_json(), media_type="application/json")
@@ -260,7 +255,7 @@ class NBAService:
             self.decision_log.record_decisions(
                 (d, r.channel, c) for (d, c), r in zip(results, requests, strict=True))
         finally:
-            self._written(d for d, _ in results)
+            self.contact_history.written(d for d, _ in results)
         return DecideBatchResponse(decisions=[d for d, _ in results])
 
 

@@ -250,7 +250,6 @@ def test_caps_hold_against_the_decision_log_before_it_is_written(tmp_path):
     since = NOW - timedelta(days=7)
     before = {p: len(history.contacts(p, since)) for p in per_person}
     log.record_decisions((d, r.channel, c) for (d, c), r in zip(results, requests, strict=True))
-    for d, _ in results:
-        history.written(d.person_id, [(a.action_id, a.channel) for a in d.actions])
+    history.written(d for d, _ in results)
     assert {p: len(history.contacts(p, since)) for p in per_person} == before == dict(per_person)
     log.close()

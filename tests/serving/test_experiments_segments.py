@@ -137,6 +137,26 @@ def test_segment_batch_writes_parquet_and_honours_volume(tmp_path):
     assert pd.read_parquet(path).shape == out.shape
 
 
+def test_segment_batch_decisions_are_logged_for_feedback_and_caps(tmp_path):
+    rng = np.random.default_rng(7)
+    features = random_features(rng, 300, consent_rate=1.0)
+    features.index = [f"P{i}" for i in range(len(features))]
+    segment = parse_segments({"segments": {"all": {"rule": "tenure_days >= 0"}}})["all"]
+    log = DecisionLog(tmp_path / "decisions.db")
+    history = SQLiteContactHistory(tmp_path / "decisions.db", ("sms",))
+    engine = make_engine(People(random_features(rng, 1)), contact_history=history, policies={"caps": []})
+    out, _ = run_segment_batch(engine, features, segment, "sms", limit=1, now=NOW, chunk_size=70,
+                               record=log.record_decisions)
+    sent = out.dropna(subset=["action_id"])
+    assert len(sent) > 50
+    first = sent.iloc[0]
+    assert log.record_feedback(first.decision_id, first.action_id, "click", None, None) is True
+    since = NOW - timedelta(days=1)
+    assert sum(len(history.contacts(p, since)) for p in sent.person_id.unique()) >= len(sent)
+    log.close()
+    history.close()
+
+
 def test_batch_prefilter_gives_the_same_decisions_as_the_full_funnel():
     rng = np.random.default_rng(6)
     features = random_features(rng, 1_500, consent_rate=0.3)
