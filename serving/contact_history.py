@@ -14,7 +14,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -155,6 +155,18 @@ class SQLiteContactHistory:
                 (person_id, *REJECTION_OUTCOMES, since.isoformat()),
             ).fetchall()
         return {action_id: int(n) for action_id, n in rows}
+
+    def used_on(self, day: date) -> list[tuple[str, str, int]]:
+        """``(action_id, channel, contacts)`` on record for a UTC day (the volume ledger's starting point)."""
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        with self._lock:
+            db = self._connect()
+            if db is None or not self._current:
+                return []
+            rows = db.execute("SELECT action_id, channel, COUNT(*) FROM contacts WHERE ts >= ? AND ts < ? "
+                              "GROUP BY action_id, channel",
+                              (start.isoformat(), (start + timedelta(days=1)).isoformat())).fetchall()
+        return [(a, ch, int(n)) for a, ch, n in rows if ch in self.outbound]
 
     def record(self, person_id: str, contacts: Iterable[Contact]) -> None:
         """Count ``contacts`` from now on, until :meth:`written` says the log holds them.

@@ -143,7 +143,7 @@ class DecisionEngine:
         self.shares = dict(self.budget_shares) if self.budget_shares is not None else _shares(self.models.bandit)
         plan = plan_volume(self.catalog, self.policies.volume, self.shares)
         if self.volume is None:
-            self.volume = VolumeLedger(plan)
+            self.volume = VolumeLedger(plan, getattr(self.contact_history, "used_on", None))
         else:
             self.volume.plan = plan
         self._rng_lock = threading.Lock()

@@ -131,8 +131,8 @@ class NBAService:
         with self._install_lock:
             engine = self.engine
             if engine is None:
-                engine = make_engine(self.settings, sets["champion"], self.reader, challenger=sets["challenger"])
-                engine.contact_history = self.contact_history
+                engine = make_engine(self.settings, sets["champion"], self.reader, challenger=sets["challenger"],
+                                     contact_history=self.contact_history)
             else:
                 engine = with_models(engine, sets["champion"], sets["challenger"])
             self.engine = engine

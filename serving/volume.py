@@ -3,7 +3,9 @@
 Channel limits come from the outbound budget split by the budget bandit's shares
 (``budget_bandit`` predictor ``.budget_shares()``), or explicit numbers in ``config/policies.yaml``;
 action limits from each action's ``caps.daily``. The ledger counts what was actually chosen, shared by
-every decision of the process and every row of a batch.
+every decision of the process and every row of a batch. Given ``used``, it starts each day from what is
+already on record for it (the decision log): a restarted server, or a second campaign run the same day,
+does not get the day's volume again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -46,8 +48,10 @@ def plan_volume(actions: Iterable[Action], settings: VolumeSettings, shares: Map
 class VolumeLedger:
     """Counts of chosen contacts per UTC day, per action and per channel (thread-safe)."""
 
-    def __init__(self, plan: VolumePlan) -> None:
+    def __init__(self, plan: VolumePlan,
+                 used: Callable[[date], Iterable[tuple[str, str, int]]] | None = None) -> None:
         self.plan = plan
+        self.used_on = used  # (action_id, channel, contacts) already on record for a day
         self._day: date | None = None
         self._actions: dict[str, int] = defaultdict(int)
         self._channels: dict[str, int] = defaultdict(int)
@@ -58,6 +62,9 @@ class VolumeLedger:
             self._day = day
             self._actions.clear()
             self._channels.clear()
+            for action_id, channel, n in (self.used_on(day) if self.used_on is not None else ()):
+                self._actions[action_id] += n
+                self._channels[channel] += n
 
     def blocking_rule(self, candidate: Candidate, day: date) -> str | None:
         """Call under ``lock`` together with :meth:`add` so two requests cannot both take the last slot."""

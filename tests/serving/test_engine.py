@@ -253,3 +253,26 @@ def test_caps_hold_against_the_decision_log_before_it_is_written(tmp_path):
     history.written(d for d, _ in results)
     assert {p: len(history.contacts(p, since)) for p in per_person} == before == dict(per_person)
     log.close()
+
+
+def test_daily_volume_survives_a_restart_through_the_decision_log(tmp_path):
+    """A restarted server (or a second campaign run) starts the day from the log, not from zero."""
+    from datetime import UTC, datetime
+
+    from serving.contact_history import SQLiteContactHistory
+    from serving.decision_log import DecisionLog
+
+    now = datetime.now(UTC)   # the log stamps contacts with the wall clock
+    people = People(random_features(np.random.default_rng(12), 300, consent_rate=1.0))
+    policies = {"volume": {"channel_daily": {"email": 20}}, "caps": []}
+    log = DecisionLog(tmp_path / "decisions.db")
+    requests = [_request(p, "email", limit=1) for p in range(300)]
+    sent = []
+    for _ in range(2):   # the same day, twice, each time a new process's engine
+        engine = make_engine(people, policies=policies,
+                             contact_history=SQLiteContactHistory(tmp_path / "decisions.db", CONSENT_CHANNELS))
+        results = engine.decide_batch(requests, now=now)
+        log.record_decisions((d, "email", c) for d, c in results)
+        sent.append(sum(len(d.actions) for d, _ in results))
+    assert sent == [20, 0]
+    log.close()
