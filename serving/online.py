@@ -74,9 +74,10 @@ class SqliteOnlineReader:
         self.views = tuple(_View(t, tuple(f)) for t, f in views)
         self.key_version = key_version
         self.feature_names = tuple(n for v in self.views for n in v.features)
-        self._wanted = {(v.table, n) for v in self.views for n in v.features}
+        self._wanted = tuple(frozenset(v.features) for v in self.views)  # per view, in view order
+        # a view by its position (a small int costs no allocation per row, unlike its table name)
         self._sql = " UNION ALL ".join(
-            f"SELECT '{v.table}', feature_name, value FROM \"{v.table}\" WHERE entity_key = ?" for v in self.views
+            f"SELECT {i}, feature_name, value FROM \"{v.table}\" WHERE entity_key = ?" for i, v in enumerate(self.views)
         )
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -147,9 +148,10 @@ class SqliteOnlineReader:
         if not rows:
             return None
         values: dict[str, object] = dict.fromkeys(self.feature_names)
-        wanted, cached, decode = self._wanted, self._values, self._decode
-        for table, name, blob in rows:
-            if (table, name) in wanted:
+        cached, decode = self._values, self._decode
+        wanted = self._wanted
+        for view, name, blob in rows:
+            if name in wanted[view]:
                 value = cached.get(blob, _MISSING)
                 values[name] = decode(blob) if value is _MISSING else value
         return values

@@ -72,6 +72,30 @@ def test_sqlite_reader_missing_file_is_unavailable(tmp_path):
     assert not (tmp_path / "nope.db").exists(), "a read must never create an empty store"
 
 
+@pytest.mark.parametrize("views, expected", [
+    # names unique across the views: a stored feature the service does not use ("z") is skipped
+    ([("t1", ("x",)), ("t2", ("y",))], {"x": 1.0, "y": 3.0}),
+    # the same name in two views: each view's own value, later views last
+    ([("t1", ("x", "z")), ("t2", ("x",))], {"x": 2.0, "z": 5.0}),
+])
+def test_sqlite_reader_reads_only_the_service_features_of_each_view(tmp_path, views, expected):
+    import sqlite3
+
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    reader = SqliteOnlineReader(tmp_path / "online.db", views)
+    key = reader._entity_key("P1")
+    stored = {"t1": {"x": 1.0, "z": 5.0}, "t2": {"x": 2.0, "y": 3.0}}
+    with sqlite3.connect(tmp_path / "online.db") as db:
+        for table, features in stored.items():
+            db.execute(f"CREATE TABLE {table} (entity_key BLOB, feature_name TEXT, value BLOB, "
+                       "PRIMARY KEY (entity_key, feature_name))")
+            db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)",
+                           [(key, n, Value(double_val=v).SerializeToString()) for n, v in features.items()])
+    assert reader("P1") == expected
+    assert reader("P2") is None
+
+
 @pytest.mark.parametrize("body, needle", [
     ([{"error": "unknown decision_id 'x'"}], "unknown decision_id 'x'"),
     ({"error": "1 validation error for DecideRequest",
