@@ -60,7 +60,7 @@ def session_features(ev: CodedEvents, as_of: int, upto: np.ndarray) -> dict[str,
     tenure = np.maximum((as_of - ev.first_ts) / DAY_NS, 1.0)
     since = days_since(as_of, last_ts(ev, starts))
     responses = upto & is_type(ev, "open", "click", "conversion")
-    out = {
+    return {
         "sessions_total": total,
         **{f"sessions_{d}d": count(ev.code[starts & (age < d * DAY_NS)], n) for d in (7, 14, 30)},
         "sessions_prev_30d": count(ev.code[starts & (age >= 30 * DAY_NS) & (age < 60 * DAY_NS)], n),
@@ -70,7 +70,6 @@ def session_features(ev: CodedEvents, as_of: int, upto: np.ndarray) -> dict[str,
         "days_since_last_activity": days_since(as_of, last_ts(ev, upto & (ev.is_visit | responses))),
         "days_since_last_response": days_since(as_of, last_ts(ev, responses)),
     }
-    return out
 
 
 def channel_response_features(ev: CodedEvents, upto: np.ndarray) -> dict[str, np.ndarray]:
@@ -88,7 +87,6 @@ def channel_response_features(ev: CodedEvents, upto: np.ndarray) -> dict[str, np
         out[f"{c}_open_rate_smoothed"] = (np.minimum(opens[:, i], touches[:, i]) + 1.0) / (touches[:, i] + 2.0)
         out[f"{c}_click_rate_smoothed"] = (np.minimum(clicks[:, i], touches[:, i]) + 1.0) / (touches[:, i] + 2.0)
     return out
-
 
 
 def activity_history(ev: CodedEvents, as_of: int, upto: np.ndarray) -> ActivityHistory:

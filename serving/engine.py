@@ -305,12 +305,10 @@ class DecisionEngine:
             since = now - timedelta(days=self._history_days)
             history = self.contact_history
             kept = apply_suppression(kept, history.rejections(item.person_id, since), policies)
-            counter = None if counters is None else counters.get(item.person_id)
-            if counter is None:
-                counter = CapCounter(history.contacts(item.person_id, since), now, policies)
-                if counters is not None:
-                    counters[item.person_id] = counter
-            run.counter = counter
+            counters = {} if counters is None else counters
+            if item.person_id not in counters:
+                counters[item.person_id] = CapCounter(history.contacts(item.person_id, since), now, policies)
+            run.counter = counters[item.person_id]
             kept = apply_caps(kept, run.counter)
         run.suitable = list(kept)
         run.scored = applicable if score_removed else kept

@@ -168,8 +168,7 @@ class SqliteOnlineReader:
             for start in range(0, len(keys), chunk):
                 part = list(dict.fromkeys(keys[start:start + chunk]))
                 marks = ",".join("?" * len(part))
-                for view in self.views:
-                    wanted = set(view.features)
+                for view, wanted in zip(self.views, self._wanted, strict=True):
                     rows = conn.execute(f'SELECT entity_key, feature_name, value FROM "{view.table}" '
                                         f"WHERE entity_key IN ({marks})", part).fetchall()
                     for key, name, blob in rows:
