@@ -62,6 +62,10 @@ class LGBMBinaryBase:
     Subclasses set ``_forced_categoricals``: columns that must exist and are always categorical, and
     ``_monotone``: feature name -> +1 / -1 where the score must rise / fall with the feature whenever the
     feature is an input (what the domain says for sure; it keeps the trees from chasing label noise).
+    They may also define derived features (:meth:`_derived_features`): a value picked, per row, from the
+    row's own inputs by a categorical key ("the open rate of this row's channel"). The trees then learn
+    one rule for all channels instead of one per channel from a fraction of the rows; the inputs (and
+    so the model's signature) stay the same.
     """
 
     _forced_categoricals: tuple[str, ...] = ()
@@ -112,7 +116,7 @@ class LGBMBinaryBase:
             raise ValueError(f"feature_fraction must be in (0, 1], got {self.feature_fraction!r}")
 
     def _lgb_params(self) -> dict:
-        constraints = [int(self._monotone.get(name, 0)) for name in getattr(self, "feature_names_", [])]
+        constraints = [int(self._monotone.get(name, 0)) for name in self.booster_feature_names_()]
         monotone = {"monotone_constraints": constraints} if any(constraints) else {}
         return {
             **monotone,
@@ -128,6 +132,55 @@ class LGBMBinaryBase:
             "force_row_wise": True,
             "verbose": -1,
         }
+
+    # -- derived features -------------------------------------------------------------------------
+    def _derived_features(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """``{name: (key column, {key value: input column})}``, decided at fit from ``feature_names_`` and
+        ``categories_``; none in the base class."""
+        return {}
+
+    def booster_feature_names_(self) -> list[str]:
+        """The booster's columns: the inputs, then the derived features."""
+        return [*getattr(self, "feature_names_", []), *getattr(self, "derived_", {})]
+
+    def append_derived(self, matrix: np.ndarray) -> np.ndarray:
+        """Encoded inputs (n_rows, len(feature_names_)) -> the booster's matrix with the derived columns
+        appended. A key that is missing, unseen at fit or without a source gives NaN. The served fast path
+        (``serving.scoring``) calls this too, so both paths derive the same values."""
+        groups = self._derived_tables()
+        if not groups:
+            return matrix
+        n, width = matrix.shape
+        out = np.empty((n, width + len(self.derived_)))
+        out[:, :width] = matrix
+        out[:, width] = np.nan  # "no source" points here: every value is gathered before any is written
+        starts = np.arange(n) * out.shape[1]
+        flat = out.ravel()
+        picked = []
+        for key, missing, table in groups:
+            codes = matrix[:, key]
+            picked.append(flat[table[:, np.where(codes != codes, missing, codes).astype(np.intp)] + starts])
+        out[:, width:] = np.concatenate(picked).T
+        return out
+
+    def _derived_tables(self) -> list[tuple[int, int, np.ndarray]]:
+        """Per key column: its index, the code standing for a missing key, and a (n_derived, n_codes + 1)
+        table of source column indexes (``len(feature_names_)`` where there is no source)."""
+        cached = getattr(self, "_tables", None)
+        derived = getattr(self, "derived_", None) or {}
+        if cached is not None and cached[0] is derived:
+            return cached[1]
+        index = {n: j for j, n in enumerate(self.feature_names_)}
+        none = len(self.feature_names_)
+        keys = list(dict.fromkeys(key for key, _ in derived.values()))
+        tables = []
+        for key in keys:
+            codes = self.categories_[key]
+            rows = [[index.get(sources.get(c), none) for c in codes] + [none]
+                    for k, sources in derived.values() if k == key]
+            tables.append((index[key], len(codes), np.array(rows, dtype=np.intp)))
+        self._tables = (derived, tables)
+        return tables
 
     # -- encoding ---------------------------------------------------------------------------------
     def _encode(self, X: pd.DataFrame) -> np.ndarray:
@@ -155,7 +208,7 @@ class LGBMBinaryBase:
             if name in lookups:
                 index = lookups[name]
                 out[:, j] = [index.get(v if isinstance(v, str) else str(v), np.nan) for v in X[name].tolist()]
-        return out
+        return self.append_derived(out)
 
     def _code_lookup(self) -> dict[str, dict[str, float]]:
         lookup = getattr(self, "_lookup", None)
@@ -199,9 +252,15 @@ class LGBMBinaryBase:
             if name in self._forced_categoricals or _is_categorical(X[name]):
                 values = X[name].dropna().astype(str).unique()
                 self.categories_[name] = sorted(values.tolist())
+        derived = self._derived_features()
+        clash = sorted(set(derived) & set(self.feature_names_))
+        if clash:
+            raise ValueError(f"columns {clash} are names of derived features of {type(self).__name__}; rename them")
+        keys = list(dict.fromkeys(key for key, _ in derived.values()))  # each key's features side by side
+        self.derived_ = dict(sorted(derived.items(), key=lambda item: keys.index(item[1][0])))
         matrix = self._encode(X)
         categorical = [j for j, n in enumerate(self.feature_names_) if n in self.categories_]
-        names = booster_feature_names(self.feature_names_)
+        names = booster_feature_names(self.booster_feature_names_())
         dataset = lgb.Dataset(
             matrix, label=y, feature_name=names, categorical_feature=categorical,
             free_raw_data=False, params={"verbose": -1},
@@ -255,7 +314,7 @@ class LGBMBinaryBase:
         """Total gain per feature: what the model leans on (for reports and explain)."""
         check_fitted(self, "booster_")
         gains = self.booster_.feature_importance(importance_type="gain")
-        return {n: float(g) for n, g in zip(self.feature_names_, gains, strict=True)}
+        return {n: float(g) for n, g in zip(self.booster_feature_names_(), gains, strict=True)}
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -269,6 +328,7 @@ class LGBMBinaryBase:
             "params": self.get_params(),
             "feature_names": self.feature_names_,
             "categories": self.categories_,
+            "derived": {name: [key, sources] for name, (key, sources) in self.derived_.items()},
             "best_iteration": getattr(self, "best_iteration_", None),
             "calibration": None if getattr(self, "calibrator_", None) is None else self.calibrator_.to_dict(),
         }
@@ -284,6 +344,7 @@ class LGBMBinaryBase:
         model = cls(**meta["params"])
         model.feature_names_ = list(meta["feature_names"])
         model.categories_ = {k: list(v) for k, v in meta["categories"].items()}
+        model.derived_ = {name: (key, dict(sources)) for name, (key, sources) in meta.get("derived", {}).items()}
         model.booster_ = lgb.Booster(model_str=(directory / BOOSTER_FILE).read_text())
         model.n_features_in_ = len(model.feature_names_)
         model.best_iteration_ = meta.get("best_iteration")

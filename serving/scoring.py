@@ -4,8 +4,10 @@ The served LightGBM predictors take a pandas frame; building one per request cos
 prediction. :class:`Scorer` builds the float matrix directly from the predictor's learned
 ``feature_names_`` and ``categories_`` (the same encoding as ``LGBMBinaryBase._encode``: category codes
 by stored index, unseen -> NaN), calls the booster once and applies the predictor's own calibration and
-iteration count, so a score equals ``predictor.predict_proba`` on the same rows. Predictors without a
-booster (other model kinds, test doubles) get a frame and ``predict_proba``.
+iteration count, so a score equals ``predictor.predict_proba`` on the same rows; the predictor's derived
+features (e.g. the person's open rate on the candidate's channel) are appended by its own
+``append_derived``. Predictors without a booster (other model kinds, test doubles) get a frame and
+``predict_proba``.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class Scorer:
         if self.fast:
             self._booster = _BoosterPredict(predictor.booster_, int(getattr(predictor, "best_iteration_", 0) or 0))
             self._calibrate = _calibration(getattr(predictor, "calibrator_", None))
+            self._derive = predictor.append_derived if getattr(predictor, "derived_", None) else None
         self.candidate_index = {n: j for j, n in enumerate(self.names) if n in CANDIDATE_COLUMNS}
         self.person_index = [(j, n) for j, n in enumerate(self.names) if n not in CANDIDATE_COLUMNS]
         numeric = [(j, n) for j, n in self.person_index if n not in self.codes]
@@ -164,6 +167,8 @@ class Scorer:
                 lookup = self.codes.get(name, {})
                 matrix[:, j] = [lookup.get(v, np.nan) for v in values]
         if self.fast:
+            if self._derive is not None:
+                matrix = self._derive(matrix)
             # One thread for request-sized inputs: OpenMP start-up and spinning cost far more than the trees
             # (measured about 20 ms vs 0.13 ms for one row on a loaded 2-core machine).
             raw = self._booster(matrix, one_thread=len(matrix) < PARALLEL_ROWS)

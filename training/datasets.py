@@ -37,6 +37,12 @@ def load_action_economics(path: str | Path) -> dict[str, ActionEconomics]:
     return out
 
 
+def load_action_categories(path: str | Path) -> dict[str, str]:
+    """``{action_id: product category}`` of the catalog's actions that promote a category."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    return {str(a["id"]): str(a["category"]) for a in raw.get("actions") or [] if a.get("category")}
+
+
 def _utc(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, utc=True).astype("datetime64[ns, UTC]")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -14,6 +16,7 @@ from training.datasets import (
     CONVERSION_WINDOW,
     data_window,
     feature_columns,
+    load_action_categories,
     propensity_training_set,
     uplift_training_set,
 )
@@ -32,6 +35,12 @@ def action_rate_scores(train: pd.DataFrame, test: pd.DataFrame) -> pd.Series:
     """Baseline score: the action's conversion rate in the training period (overall rate if unseen)."""
     rates = train.groupby("action_id")["label"].mean()
     return test["action_id"].map(rates).fillna(train["label"].mean()).astype(float)
+
+
+def propensity_model(settings: Settings):
+    """The model class as training and tuning build it: with the catalog's action categories (for the
+    derived "affinity to this action's category" feature)."""
+    return partial(PropensityClassifier, action_categories=load_action_categories(settings.actions_file))
 
 
 def split_propensity(data: pd.DataFrame):
@@ -85,7 +94,7 @@ def fit_and_log_propensity(
     split, inner_train, inner_valid = split_propensity(data)
     features = feature_columns(data)
     train, test = split.train, split.test
-    model, tuned = fit_tuned_calibrated(PropensityClassifier, train, inner_train, inner_valid, features,
+    model, tuned = fit_tuned_calibrated(propensity_model(settings), train, inner_train, inner_valid, features,
                                         n_trials=n_trials, seed=seed, calibration=CALIBRATION)
     scores = model.predict_proba(test[features])
     base_scores = action_rate_scores(train, test).to_numpy()

@@ -147,13 +147,12 @@ def run_tune(settings, model: str, *, trials: int, storage: str | None = None, s
         _, inner_train, inner_valid = split_churn(data, seed=seed)
         model_cls = ChurnClassifier
     else:
-        from models.propensity import PropensityClassifier
         from training.datasets import feature_columns, propensity_training_set
-        from training.propensity import split_propensity
+        from training.propensity import propensity_model, split_propensity
 
         data = propensity_training_set(settings, events)
         _, inner_train, inner_valid = split_propensity(data)
-        model_cls = PropensityClassifier
+        model_cls = propensity_model(settings)
     result = tune_classifier(model_cls, inner_train, inner_valid, feature_columns(data), n_trials=trials, seed=seed,
                              storage=storage, study_name=study_name, show_progress_bar=show_progress_bar)
     with training_run(settings, f"tune_{model}") as run:

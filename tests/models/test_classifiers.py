@@ -161,3 +161,67 @@ def test_churn_score_never_falls_as_the_activity_forecast_of_no_order_rises(tmp_
     assert (np.diff(model.predict_proba(grid)) >= -1e-12).all()
     loaded = ChurnClassifier.load(model.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.predict_proba(grid), model.predict_proba(grid))
+
+
+def _engagement_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Touches whose conversion depends on the person's open rate *on the touch's channel* and affinity
+    to *the action's category*: what the derived features hand the trees directly."""
+    rng = np.random.default_rng(seed)
+    X, _ = _touch_frame(n, seed)
+    X["affinity_beauty"] = rng.random(n)
+    for channel in ("sms", "email", "app"):
+        X[f"{channel}_open_rate_smoothed"] = rng.random(n)
+    X.loc[::11, "email_open_rate_smoothed"] = np.nan
+    own_rate = X.apply(lambda r: r[f"{r['channel']}_open_rate_smoothed"], axis=1).fillna(0.0)
+    own_affinity = np.where(X["action_id"] == "new_arrivals", X["affinity_apparel"], 0.5)
+    y = (rng.random(n) < 0.05 + 0.3 * own_rate * own_affinity).astype(int)
+    return X, y
+
+
+def test_propensity_derives_the_rows_channel_rate_and_action_category_affinity(tmp_path):
+    X, y = _engagement_frame(3000, seed=9)
+    categories = {"new_arrivals": "apparel", "beauty_bundle": "beauty", "discount_10": "no_such_category"}
+    model = PropensityClassifier(n_estimators=40, seed=0, action_categories=categories).fit(X, y)
+    assert model.derived_ == {
+        "candidate_channel_open_rate_smoothed": (
+            "channel", {c: f"{c}_open_rate_smoothed" for c in ("app", "email", "sms")}),
+        # beauty_bundle was never touched, discount_10's category has no affinity column: neither gets one
+        "candidate_action_affinity": ("action_id", {"new_arrivals": "affinity_apparel"}),
+    }
+    assert model.get_params()["action_categories"] == categories
+
+    rows = pd.concat([X.iloc[:6], pd.DataFrame({"action_id": ["vip_event", "new_arrivals"], "channel": ["pos", None],
+                                                 "affinity_apparel": [0.3, 0.4]})], ignore_index=True)
+    matrix = model._encode(rows)
+    derived = pd.DataFrame(matrix[:, -2:], columns=list(model.derived_))
+    for i, r in rows.iterrows():
+        channel_rate = r.get(f"{r['channel']}_open_rate_smoothed", np.nan) if r["channel"] else np.nan
+        affinity = r["affinity_apparel"] if r["action_id"] == "new_arrivals" else np.nan
+        np.testing.assert_equal(derived.loc[i, "candidate_channel_open_rate_smoothed"], channel_rate)
+        np.testing.assert_equal(derived.loc[i, "candidate_action_affinity"], affinity)
+    assert set(model.feature_importance()) == set(X.columns) | set(model.derived_)
+
+    loaded = PropensityClassifier.load(model.save(tmp_path / "m"))
+    assert loaded.derived_ == model.derived_ and loaded.action_categories == categories
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_propensity_derived_features_lift_auc_over_the_same_inputs_without_them():
+    X, y = _engagement_frame(8000, seed=10)
+    train, test = slice(0, 6000), slice(6000, None)
+    scores = {}
+    for derive in (True, False):
+        model = PropensityClassifier(n_estimators=60, num_leaves=7, seed=0,
+                                     action_categories={"new_arrivals": "apparel"})
+        if not derive:
+            model._derived_features = dict
+        model.fit(X.iloc[train], y[train])
+        scores[derive] = roc_auc_score(y[test], model.predict_proba(X.iloc[test]))
+    assert scores[True] > scores[False] + 0.01, scores
+
+
+def test_propensity_refuses_an_input_named_like_a_derived_feature():
+    X, y = _engagement_frame(500, seed=11)
+    X["candidate_channel_open_rate_smoothed"] = 0.0
+    with pytest.raises(ValueError, match="candidate_channel_open_rate_smoothed"):
+        PropensityClassifier(n_estimators=2).fit(X, y)
