@@ -21,7 +21,6 @@ __all__ = [
     "SERVED_MODELS",
     "OnlineFeatureReader",
     "build_engine",
-    "challenger_versions",
     "champion_versions",
     "load_champions",
     "load_model_set",
@@ -79,24 +78,26 @@ def load_model_set(settings: Settings, versions: dict[str, str], reuse: ModelSet
     )
 
 
-def challenger_versions(settings: Settings, champions: dict[str, str]) -> dict[str, str] | None:
-    """The challenger set: each model's ``challenger`` alias where it has one, else its champion;
-    None when no model has a challenger (the experiment then serves everyone the champion)."""
-    client = _client(settings)
-    versions, any_challenger = dict(champions), False
-    for name in SERVED_MODELS:
-        try:
-            versions[name] = str(client.get_model_version_by_alias(name, "challenger").version)
-            any_challenger = True
-        except mlflow.exceptions.MlflowException:
-            continue
-    return versions if any_challenger else None
-
-
 def served_versions(settings: Settings) -> dict[str, dict[str, str] | None]:
-    """``{"champion": versions, "challenger": versions or None}``: what the service should be serving."""
-    champions = champion_versions(settings)
-    return {"champion": champions, "challenger": challenger_versions(settings, champions)}
+    """``{"champion": versions, "challenger": versions or None}``: what the service should be serving.
+
+    The challenger set takes each model's ``challenger`` alias where it has one, else its champion; None
+    when no model has one (the experiment then serves everyone the champion). One registry query for all
+    of it: every replica's watcher asks every few seconds, and eight alias look-ups per poll were eight
+    round trips to a remote tracking server (13 vs 9 ms of CPU here with the SQLite registry).
+    """
+    names = ", ".join(f"'{name}'" for name in SERVED_MODELS)
+    found = _client(settings).search_registered_models(filter_string=f"name IN ({names})")
+    aliases = {m.name: {k: str(v) for k, v in (m.aliases or {}).items()} for m in found}
+    missing = [name for name in SERVED_MODELS if "champion" not in aliases.get(name, {})]
+    if missing:
+        raise mlflow.exceptions.MlflowException(
+            f"no 'champion' alias on registered model(s) {missing}: train them (`nba train all`) or promote a version")
+    champions = {name: aliases[name]["champion"] for name in SERVED_MODELS}
+    if not any("challenger" in aliases[name] for name in SERVED_MODELS):
+        return {"champion": champions, "challenger": None}
+    return {"champion": champions,
+            "challenger": {name: aliases[name].get("challenger", champions[name]) for name in SERVED_MODELS}}
 
 
 def load_served(settings: Settings, wanted: dict, reuse: dict | None = None) -> dict[str, ModelSet | None]:

@@ -75,3 +75,43 @@ def test_poll_seconds_rejects_bad_values(monkeypatch, raw, message):
 def test_interval_must_be_positive():
     with pytest.raises(ValueError, match="interval_s"):
         ModelWatcher(dict, dict, dict, print, interval_s=0)
+
+
+def test_served_versions_read_champion_and_challenger_aliases_from_a_real_registry(tmp_path, monkeypatch):
+    """What the watcher polls, against a real MLflow registry (SQLite): champions, the challenger set
+    (its own alias where set, else the champion), and a clear error naming a model without a champion."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from config import load_settings
+    from serving.loader import SERVED_MODELS, served_versions
+
+    uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    monkeypatch.setenv("NBA_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored after the test, as mlflow's own URIs below
+    settings = load_settings("embedded")
+    assert settings.mlflow_tracking_uri == uri
+    client = MlflowClient(uri, uri)
+    try:
+        for name in SERVED_MODELS:
+            client.create_registered_model(name)
+            for _ in range(2):
+                client.create_model_version(name, source=str(tmp_path / name))
+            if name != "recommender":
+                client.set_registered_model_alias(name, "champion", "1")
+        with pytest.raises(MlflowException, match="recommender"):
+            served_versions(settings)
+
+        client.set_registered_model_alias("recommender", "champion", "2")
+        champions = {"churn": "1", "propensity": "1", "recommender": "2", "budget_bandit": "1"}
+        assert served_versions(settings) == {"champion": champions, "challenger": None}
+
+        client.set_registered_model_alias("propensity", "challenger", "2")
+        assert served_versions(settings) == {"champion": champions,
+                                             "challenger": {**champions, "propensity": "2"}}
+        client.delete_registered_model_alias("propensity", "challenger")
+        assert served_versions(settings)["challenger"] is None
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
