@@ -71,7 +71,12 @@ class RequestGuard:
         await send(body)
 
     async def _limited(self, scope, receive, send):
-        """Reads the body (at most the limit) and returns a replaying ``receive``; None after a 413/400."""
+        """The ``receive`` the app may use, or None after a 413/400.
+
+        A declared length within the limit needs no look at the body (the HTTP parser delivers exactly
+        that many bytes), so ``receive`` passes through; a body without one (chunked) is read up to the
+        limit and replayed.
+        """
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
@@ -83,6 +88,7 @@ class RequestGuard:
                 await self._reject(send, 413, f"request body of {size} bytes exceeds the limit of "
                                               f"{self.max_body_bytes} bytes")
                 return None
+            return receive
         chunks, total = [], 0
         while True:
             message = await receive()

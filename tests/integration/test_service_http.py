@@ -29,6 +29,19 @@ def test_oversized_body_is_a_413(server):
     assert r.status_code == 413 and "limit" in r.json()["error"]
 
 
+def test_oversized_chunked_body_is_a_413_and_a_small_one_is_read(server):
+    """Without a content-length the guard counts the body itself (chunked transfer)."""
+    head, tail = b'{"customer": {"id_type": "cookie_id", "id": "', b'"}}'
+    big = httpx.post(f"{server}/decide", content=iter([head, b"x" * 40_000, b"x" * 40_000, tail]),
+                     headers={"content-type": "application/json"})
+    assert big.request.headers.get("transfer-encoding") == "chunked"
+    assert big.status_code == 413 and "limit" in big.json()["error"]
+    small = httpx.post(f"{server}/decide", content=iter([head, b"chunked-ok", tail]),
+                       headers={"content-type": "application/json"})
+    assert small.request.headers.get("transfer-encoding") == "chunked"
+    assert small.status_code == 200 and small.json()["decision_id"]
+
+
 @pytest.mark.parametrize("body, field", [
     ({"customer": {"id_type": "cookie_id", "id": "x"}, "limit": -1}, "limit"),
     ({"customer": {"id_type": "cookie_id"}}, "customer.id"),
