@@ -147,7 +147,7 @@ class LGBMBinaryBase:
         """Encoded inputs (n_rows, len(feature_names_)) -> the booster's matrix with the derived columns
         appended. A key that is missing, unseen at fit or without a source gives NaN. The served fast path
         (``serving.scoring``) calls this too, so both paths derive the same values."""
-        groups = self._derived_tables()
+        groups = getattr(self, "_derived_index", ())
         if not groups:
             return matrix
         n, width = matrix.shape
@@ -163,24 +163,20 @@ class LGBMBinaryBase:
         out[:, width:] = np.concatenate(picked).T
         return out
 
-    def _derived_tables(self) -> list[tuple[int, int, np.ndarray]]:
-        """Per key column: its index, the code standing for a missing key, and a (n_derived, n_codes + 1)
-        table of source column indexes (``len(feature_names_)`` where there is no source)."""
-        cached = getattr(self, "_tables", None)
-        derived = getattr(self, "derived_", None) or {}
-        if cached is not None and cached[0] is derived:
-            return cached[1]
+    def _set_derived(self, derived: dict[str, tuple[str, dict[str, str]]]) -> None:
+        """Keep ``derived_`` (each key's features side by side) and, per key column, what
+        :meth:`append_derived` needs: the column's index, the code standing for a missing key and a
+        (n_derived, n_codes + 1) table of source column indexes (``len(feature_names_)``: no source)."""
+        keys = list(dict.fromkeys(key for key, _ in derived.values()))
+        self.derived_ = dict(sorted(derived.items(), key=lambda item: keys.index(item[1][0])))
         index = {n: j for j, n in enumerate(self.feature_names_)}
         none = len(self.feature_names_)
-        keys = list(dict.fromkeys(key for key, _ in derived.values()))
-        tables = []
+        self._derived_index = []
         for key in keys:
             codes = self.categories_[key]
             rows = [[index.get(sources.get(c), none) for c in codes] + [none]
-                    for k, sources in derived.values() if k == key]
-            tables.append((index[key], len(codes), np.array(rows, dtype=np.intp)))
-        self._tables = (derived, tables)
-        return tables
+                    for k, sources in self.derived_.values() if k == key]
+            self._derived_index.append((index[key], len(codes), np.array(rows, dtype=np.intp)))
 
     # -- encoding ---------------------------------------------------------------------------------
     def _encode(self, X: pd.DataFrame) -> np.ndarray:
@@ -255,9 +251,9 @@ class LGBMBinaryBase:
         derived = self._derived_features()
         clash = sorted(set(derived) & set(self.feature_names_))
         if clash:
-            raise ValueError(f"columns {clash} are names of derived features of {type(self).__name__}; rename them")
-        keys = list(dict.fromkeys(key for key, _ in derived.values()))  # each key's features side by side
-        self.derived_ = dict(sorted(derived.items(), key=lambda item: keys.index(item[1][0])))
+            raise ValueError(f"columns {clash} are names of derived features of {type(self).__name__}; "
+                             "rename them")
+        self._set_derived(derived)
         matrix = self._encode(X)
         categorical = [j for j, n in enumerate(self.feature_names_) if n in self.categories_]
         names = booster_feature_names(self.booster_feature_names_())
@@ -344,7 +340,7 @@ class LGBMBinaryBase:
         model = cls(**meta["params"])
         model.feature_names_ = list(meta["feature_names"])
         model.categories_ = {k: list(v) for k, v in meta["categories"].items()}
-        model.derived_ = {name: (key, dict(sources)) for name, (key, sources) in meta.get("derived", {}).items()}
+        model._set_derived({name: (key, sources) for name, (key, sources) in meta.get("derived", {}).items()})
         model.booster_ = lgb.Booster(model_str=(directory / BOOSTER_FILE).read_text())
         model.n_features_in_ = len(model.feature_names_)
         model.best_iteration_ = meta.get("best_iteration")

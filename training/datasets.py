@@ -28,19 +28,20 @@ class ActionEconomics:
     cost: float
 
 
+def _catalog_actions(path: str | Path) -> list[dict]:
+    """The raw action entries of the action catalog YAML (config/actions.yaml)."""
+    return (yaml.safe_load(Path(path).read_text()) or {}).get("actions") or []
+
+
 def load_action_economics(path: str | Path) -> dict[str, ActionEconomics]:
-    """``{action_id: ActionEconomics}`` from the action catalog YAML (config/actions.yaml)."""
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    out = {}
-    for action in raw.get("actions") or []:
-        out[str(action["id"])] = ActionEconomics(float(action.get("value", 0.0)), float(action.get("cost", 0.0)))
-    return out
+    """``{action_id: ActionEconomics}`` from the action catalog."""
+    return {str(a["id"]): ActionEconomics(float(a.get("value", 0.0)), float(a.get("cost", 0.0)))
+            for a in _catalog_actions(path)}
 
 
 def load_action_categories(path: str | Path) -> dict[str, str]:
     """``{action_id: product category}`` of the catalog's actions that promote a category."""
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    return {str(a["id"]): str(a["category"]) for a in raw.get("actions") or [] if a.get("category")}
+    return {str(a["id"]): str(a["category"]) for a in _catalog_actions(path) if a.get("category")}
 
 
 def _utc(series: pd.Series) -> pd.Series:

@@ -190,8 +190,9 @@ def test_propensity_derives_the_rows_channel_rate_and_action_category_affinity(t
     }
     assert model.get_params()["action_categories"] == categories
 
-    rows = pd.concat([X.iloc[:6], pd.DataFrame({"action_id": ["vip_event", "new_arrivals"], "channel": ["pos", None],
-                                                 "affinity_apparel": [0.3, 0.4]})], ignore_index=True)
+    odd = pd.DataFrame({"action_id": ["vip_event", "new_arrivals"], "channel": ["pos", None],
+                        "affinity_apparel": [0.3, 0.4]})
+    rows = pd.concat([X.iloc[:6], odd], ignore_index=True)
     matrix = model._encode(rows)
     derived = pd.DataFrame(matrix[:, -2:], columns=list(model.derived_))
     for i, r in rows.iterrows():
